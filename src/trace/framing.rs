@@ -1,0 +1,514 @@
+//! Framing added by the download: raw bytes, RDW per record, or BDW per block plus RDW
+//! per record (formats/framing.md). First stage of the flow: file bytes -> logical
+//! records. Spanned (VBS) segments are joined here.
+
+use std::io::{self, Read};
+
+use super::report::{IssueKind, Report};
+
+/// How the downloaded file frames the z/OS records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Framing {
+    /// Record bodies back to back, no lengths (FTP binary).
+    Raw,
+    /// A 4-byte RDW before each record (FTP binary with `quote site rdw`).
+    Rdw,
+    /// A 4-byte BDW before each block, an RDW before each record in it.
+    Bdw,
+}
+
+impl Framing {
+    pub fn name(self) -> &'static str {
+        match self {
+            Framing::Raw => "raw",
+            Framing::Rdw => "RDW",
+            Framing::Bdw => "BDW+RDW",
+        }
+    }
+}
+
+impl std::str::FromStr for Framing {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "raw" | "none" => Ok(Framing::Raw),
+            "rdw" => Ok(Framing::Rdw),
+            "bdw" | "bdw+rdw" => Ok(Framing::Bdw),
+            _ => Err(format!("unknown framing {s:?}: use raw, rdw or bdw")),
+        }
+    }
+}
+
+/// A descriptor word: length and the segment code. Accepts the IBM form (segment code
+/// in byte 2, byte 3 zero) and, leniently, the code in byte 3.
+fn rdw(b: &[u8]) -> Option<(usize, u8)> {
+    let len = u16::from_be_bytes([b[0], b[1]]) as usize;
+    let code = match (b[2], b[3]) {
+        (c, 0) if c <= 3 => c,
+        (0, c) if c <= 3 => c,
+        _ => return None,
+    };
+    (len >= 5).then_some((len, code))
+}
+
+/// A block descriptor: 2-byte length + 2 zero bytes, or the large-block form with the
+/// high bit set and a 31-bit length.
+fn bdw(b: &[u8]) -> Option<usize> {
+    if b[0] & 0x80 != 0 {
+        let len = (u32::from_be_bytes([b[0], b[1], b[2], b[3]]) & 0x7FFF_FFFF) as usize;
+        return (len >= 9).then_some(len);
+    }
+    let len = u16::from_be_bytes([b[0], b[1]]) as usize;
+    (b[2] == 0 && b[3] == 0 && len >= 9).then_some(len)
+}
+
+/// Result of following a descriptor chain over a prefix.
+#[derive(Debug, Default)]
+struct Chain {
+    records: usize,
+    /// The chain covers the prefix exactly, or runs past its end only with its last
+    /// record (a longer file, or a truncated one).
+    tiles: bool,
+    truncated_last: bool,
+}
+
+fn rdw_chain(p: &[u8], mut at: usize, end: usize, spanned_ok: bool) -> Chain {
+    let mut c = Chain::default();
+    let mut in_span = false;
+    while at < end {
+        if at + 4 > end {
+            return Chain { tiles: false, ..c };
+        }
+        let Some((len, code)) = rdw(&p[at..at + 4]) else {
+            return Chain { tiles: false, ..c };
+        };
+        // segment codes must form first, middle*, last sequences.
+        let ok = match code {
+            0 => !in_span,
+            1 => !in_span,
+            3 => in_span,
+            _ => in_span,
+        };
+        if !ok || (code != 0 && !spanned_ok) {
+            return Chain { tiles: false, ..c };
+        }
+        in_span = code == 1 || code == 3;
+        if at + len > end {
+            c.records += 1;
+            c.tiles = true;
+            c.truncated_last = true;
+            return c;
+        }
+        at += len;
+        c.records += 1;
+    }
+    c.tiles = true;
+    c
+}
+
+fn bdw_chain(p: &[u8]) -> Chain {
+    let mut c = Chain::default();
+    let mut at = 0;
+    while at < p.len() {
+        if at + 4 > p.len() {
+            return Chain { tiles: false, ..c };
+        }
+        let Some(len) = bdw(&p[at..at + 4]) else {
+            return Chain { tiles: false, ..c };
+        };
+        let end = (at + len).min(p.len());
+        let inner = rdw_chain(p, at + 4, end, true);
+        if !inner.tiles || inner.records == 0 || (inner.truncated_last && at + len <= p.len()) {
+            return Chain { tiles: false, ..c };
+        }
+        c.records += inner.records;
+        if at + len > p.len() {
+            c.truncated_last = true;
+            break;
+        }
+        at += len;
+    }
+    c.tiles = true;
+    c
+}
+
+/// Decides the framing from a prefix of the file. `whole` says the prefix is the whole
+/// file. A chain must tile the prefix and hold at least two records (or be the whole
+/// file) to win; otherwise the file is raw.
+pub fn detect(prefix: &[u8], whole: bool) -> Framing {
+    let enough = |c: &Chain| c.tiles && (c.records >= 2 || (whole && c.records == 1));
+    if enough(&bdw_chain(prefix)) {
+        return Framing::Bdw;
+    }
+    if enough(&rdw_chain(prefix, 0, prefix.len(), true)) {
+        return Framing::Rdw;
+    }
+    Framing::Raw
+}
+
+/// What `Deframer::next_into` appended.
+#[derive(Clone, Copy, Debug)]
+pub struct Piece {
+    /// File offset of the first appended byte.
+    pub offset: u64,
+    /// Bytes appended.
+    pub len: usize,
+    /// Logical record number (from 1). Raw chunks without known boundaries count too.
+    pub record: u64,
+    /// The piece starts a new logical record (a writer header follows). False for raw
+    /// chunks and for the continuation segments of a spanned record.
+    pub starts_record: bool,
+}
+
+const CHUNK: usize = 1 << 20;
+/// Longest chain of plausible RDWs we need to see to trust a resynchronisation.
+const RESYNC_CHAIN: usize = 3;
+
+/// Turns the file into logical records. Broken descriptor chains are reported and
+/// resynchronised on the next plausible chain.
+pub struct Deframer<R> {
+    src: R,
+    framing: Framing,
+    /// Raw files with a learned fixed record length.
+    fixed: Option<usize>,
+    buf: Vec<u8>,
+    start: usize,
+    /// File offset of buf[start].
+    offset: u64,
+    eof: bool,
+    block_left: usize,
+    record: u64,
+    in_span: bool,
+    /// Bytes of the current raw fixed-length record still to deliver.
+    fixed_left: usize,
+}
+
+impl<R: Read> Deframer<R> {
+    pub fn new(src: R, framing: Framing, fixed: Option<usize>) -> Self {
+        Deframer {
+            src,
+            framing,
+            fixed: fixed.filter(|&n| n > 0),
+            buf: Vec::with_capacity(2 * CHUNK),
+            start: 0,
+            offset: 0,
+            eof: false,
+            block_left: 0,
+            record: 0,
+            in_span: false,
+            fixed_left: 0,
+        }
+    }
+
+    pub fn framing(&self) -> Framing {
+        self.framing
+    }
+
+    /// Makes at least `n` bytes available after `start` unless the file ends first.
+    fn want(&mut self, n: usize) -> io::Result<bool> {
+        while self.buf.len() - self.start < n && !self.eof {
+            if self.start > 0 && self.start >= self.buf.len() / 2 {
+                self.buf.drain(..self.start);
+                self.start = 0;
+            }
+            let old = self.buf.len();
+            self.buf.resize(old + CHUNK.max(n), 0);
+            let got = loop {
+                match self.src.read(&mut self.buf[old..]) {
+                    Ok(k) => break k,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        self.buf.truncate(old);
+                        return Err(e);
+                    }
+                }
+            };
+            self.buf.truncate(old + got);
+            if got == 0 {
+                self.eof = true;
+            }
+        }
+        Ok(self.buf.len() - self.start >= n)
+    }
+
+    fn avail(&self) -> usize {
+        self.buf.len() - self.start
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.start += n;
+        self.offset += n as u64;
+    }
+
+    /// Appends the next piece of record data to `out`. `None` at end of file.
+    pub fn next_into(&mut self, out: &mut Vec<u8>, report: &mut Report) -> io::Result<Option<Piece>> {
+        match self.framing {
+            Framing::Raw => self.next_raw(out),
+            Framing::Rdw | Framing::Bdw => self.next_framed(out, report),
+        }
+    }
+
+    fn next_raw(&mut self, out: &mut Vec<u8>) -> io::Result<Option<Piece>> {
+        let (limit, starts) = match self.fixed {
+            Some(r) => {
+                let starts = self.fixed_left == 0;
+                if starts {
+                    self.fixed_left = r;
+                }
+                (self.fixed_left, starts)
+            }
+            None => (CHUNK, self.record == 0),
+        };
+        self.want(1)?;
+        let n = self.avail().min(limit);
+        if n == 0 {
+            return Ok(None);
+        }
+        if starts {
+            self.record += 1;
+        }
+        let piece = Piece {
+            offset: self.offset,
+            len: n,
+            record: self.record.max(1),
+            starts_record: starts && self.fixed.is_some(),
+        };
+        out.extend_from_slice(&self.buf[self.start..self.start + n]);
+        self.consume(n);
+        if self.fixed.is_some() {
+            self.fixed_left -= n;
+        }
+        Ok(Some(piece))
+    }
+
+    fn next_framed(&mut self, out: &mut Vec<u8>, report: &mut Report) -> io::Result<Option<Piece>> {
+        loop {
+            if self.framing == Framing::Bdw && self.block_left == 0 {
+                if !self.want(4)? {
+                    return self.tail(report);
+                }
+                match bdw(&self.buf[self.start..self.start + 4]) {
+                    Some(len) => {
+                        self.block_left = len - 4;
+                        self.consume(4);
+                        report.framing_bytes += 4;
+                    }
+                    None => {
+                        self.resync(report, "block descriptor (BDW) not valid")?;
+                        continue;
+                    }
+                }
+            }
+            if !self.want(4)? {
+                return self.tail(report);
+            }
+            let Some((len, code)) = rdw(&self.buf[self.start..self.start + 4]) else {
+                self.resync(report, "record descriptor (RDW) not valid")?;
+                continue;
+            };
+            if self.framing == Framing::Bdw && len > self.block_left {
+                self.resync(report, "record runs past the end of its block")?;
+                continue;
+            }
+            let continues = code == 2 || code == 3;
+            if continues != self.in_span {
+                report.issue(
+                    self.offset,
+                    Some(self.record + 1),
+                    IssueKind::Framing,
+                    0,
+                    if continues {
+                        "spanned segment without a first segment".into()
+                    } else {
+                        "spanned record ends without its last segment".into()
+                    },
+                );
+            }
+            self.in_span = code == 1 || code == 3;
+            let rec_off = self.offset;
+            self.consume(4);
+            report.framing_bytes += 4;
+            if self.framing == Framing::Bdw {
+                self.block_left -= 4;
+            }
+            let body = len - 4;
+            let have = if self.want(body)? { body } else { self.avail() };
+            if !continues {
+                self.record += 1;
+            }
+            let piece = Piece {
+                offset: self.offset,
+                len: have,
+                record: self.record.max(1),
+                starts_record: !continues,
+            };
+            out.extend_from_slice(&self.buf[self.start..self.start + have]);
+            self.consume(have);
+            if self.framing == Framing::Bdw {
+                self.block_left -= have;
+            }
+            if have < body {
+                report.issue(
+                    rec_off,
+                    Some(self.record),
+                    IssueKind::Truncated,
+                    0,
+                    format!("file ends inside this record: {have} of {body} bytes present"),
+                );
+            }
+            return Ok(Some(piece));
+        }
+    }
+
+    /// End of file: anything left that is not a whole descriptor is reported.
+    fn tail(&mut self, report: &mut Report) -> io::Result<Option<Piece>> {
+        let n = self.avail();
+        if n > 0 {
+            let zeros = self.buf[self.start..].iter().all(|&b| b == 0);
+            if zeros {
+                report.padding_bytes += n as u64;
+            } else {
+                report.skip(self.offset, Some(self.record), n as u64, "file ends inside a descriptor word");
+            }
+            self.consume(n);
+        }
+        if self.framing == Framing::Bdw && self.block_left > 0 {
+            report.issue(
+                self.offset,
+                Some(self.record),
+                IssueKind::Truncated,
+                0,
+                format!("file ends {} bytes before the end of its block", self.block_left),
+            );
+            self.block_left = 0;
+        }
+        Ok(None)
+    }
+
+    /// Skips forward to the next offset where a run of plausible descriptors starts.
+    fn resync(&mut self, report: &mut Report, why: &str) -> io::Result<()> {
+        let from = self.offset;
+        let record = self.record + 1;
+        let mut skipped = 0u64;
+        self.block_left = 0;
+        self.in_span = false;
+        loop {
+            self.consume(1);
+            skipped += 1;
+            // Enough look-ahead for a few descriptors and the records they frame.
+            let look = 4 * (RESYNC_CHAIN + 1) * 65_536;
+            self.want(look)?;
+            if self.avail() < 4 {
+                skipped += self.avail() as u64;
+                let n = self.avail();
+                self.consume(n);
+                break;
+            }
+            if self.plausible_chain() {
+                break;
+            }
+        }
+        report.skip(from, Some(record), skipped, why);
+        report.resyncs += 1;
+        Ok(())
+    }
+
+    fn plausible_chain(&self) -> bool {
+        let p = &self.buf[self.start..];
+        match self.framing {
+            Framing::Bdw => {
+                let Some(len) = bdw(&p[..4]) else { return false };
+                let end = len.min(p.len());
+                let c = rdw_chain(p, 4, end, true);
+                c.tiles && c.records > 0
+            }
+            _ => {
+                let mut at = 0;
+                for _ in 0..RESYNC_CHAIN {
+                    if at == p.len() && self.eof {
+                        return true;
+                    }
+                    if at + 4 > p.len() {
+                        return false;
+                    }
+                    match rdw(&p[at..at + 4]) {
+                        Some((len, _)) => at += len,
+                        None => return false,
+                    }
+                }
+                at <= p.len() || self.eof
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rdw_rec(body: &[u8], code: u8) -> Vec<u8> {
+        let mut v = ((body.len() + 4) as u16).to_be_bytes().to_vec();
+        v.extend([code, 0]);
+        v.extend(body);
+        v
+    }
+
+    #[test]
+    fn detects_each_framing() {
+        let mut rdws = rdw_rec(&[1; 100], 0);
+        rdws.extend(rdw_rec(&[2; 50], 0));
+        assert_eq!(detect(&rdws, true), Framing::Rdw);
+        let mut blk = ((rdws.len() + 4) as u16).to_be_bytes().to_vec();
+        blk.extend([0, 0]);
+        blk.extend(&rdws);
+        let mut two = blk.clone();
+        two.extend(&blk);
+        assert_eq!(detect(&two, true), Framing::Bdw);
+        // A CTE at offset 0 has 0x0010 in bytes 2-3: not a descriptor.
+        let mut cte = vec![0x00, 0x80, 0x00, 0x10];
+        cte.resize(128, 0);
+        assert_eq!(detect(&cte, true), Framing::Raw);
+        // Truncated inside the last record still counts as RDW.
+        assert_eq!(detect(&rdws[..120], true), Framing::Rdw);
+    }
+
+    #[test]
+    fn joins_spanned_segments_and_reports_a_broken_chain() {
+        let mut f = rdw_rec(b"abc", 1);
+        f.extend(rdw_rec(b"def", 3));
+        f.extend(rdw_rec(b"gh", 2));
+        f.extend([0xFF, 0xFF, 0xFF, 0xFF, 0xEE]); // garbage
+        f.extend(rdw_rec(b"next", 0));
+        f.extend(rdw_rec(b"last", 0));
+        let mut d = Deframer::new(&f[..], Framing::Rdw, None);
+        let mut r = Report::default();
+        let mut out = Vec::new();
+        let mut pieces = Vec::new();
+        while let Some(p) = d.next_into(&mut out, &mut r).unwrap() {
+            pieces.push(p);
+        }
+        assert_eq!(out, b"abcdefghnextlast");
+        assert_eq!(
+            pieces.iter().map(|p| p.starts_record).collect::<Vec<_>>(),
+            [true, false, false, true, true]
+        );
+        assert_eq!(pieces[3].record, 2);
+        assert_eq!(r.bytes_skipped, 5);
+        assert_eq!(r.resyncs, 1);
+        assert_eq!(r.issues[0].offset, 20);
+    }
+
+    #[test]
+    fn raw_fixed_length_records() {
+        let f: Vec<u8> = (0..25u8).collect();
+        let mut d = Deframer::new(&f[..], Framing::Raw, Some(10));
+        let mut r = Report::default();
+        let mut out = Vec::new();
+        let mut lens = Vec::new();
+        while let Some(p) = d.next_into(&mut out, &mut r).unwrap() {
+            assert!(p.starts_record);
+            lens.push((p.offset, p.len));
+        }
+        assert_eq!(lens, [(0, 10), (10, 10), (20, 5)]);
+    }
+}

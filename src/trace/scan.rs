@@ -1,0 +1,707 @@
+//! Finds CTEs in the record stream: learns the writer-header length, strips headers,
+//! joins CTEs that straddle records, treats a zero length as end of buffer and
+//! resynchronises after damage (formats/writer-header.md, formats/cte.md).
+//! Flow: logical records (framing) -> CTEs (this) -> packet assembly.
+
+use std::io::{self, Cursor, Read};
+
+use super::cte::{self, CteHeader, HEADER_LEN, MIN_LEN};
+use super::ebcdic::CodePage;
+use super::framing::{self, Deframer, Framing};
+use super::report::{IssueKind, Report};
+
+/// How much of the file is looked at before decoding to decide framing and layout.
+const PREFIX: usize = 4 << 20;
+/// Records used to learn the writer-header length.
+const SAMPLE_RECORDS: usize = 64;
+/// Largest writer header considered.
+pub const MAX_HEADER: usize = 4096;
+/// Largest CTE (its length is 16 bits).
+const MAX_CTE: usize = 65_535;
+
+/// User overrides for the layout.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    pub framing: Option<Framing>,
+    pub header_len: Option<usize>,
+}
+
+/// What was decided about the file before decoding it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Layout {
+    pub framing: Option<Framing>,
+    pub framing_forced: bool,
+    /// Writer header length stripped from each record.
+    pub header_len: usize,
+    pub header_forced: bool,
+    /// Raw files cut into records of this length (learned).
+    pub fixed_record: Option<usize>,
+    /// Component and system named in the writer header, when found there.
+    pub component: Option<String>,
+    pub system: Option<String>,
+    /// Sample records whose CTE chain did not fit the chosen header length.
+    pub sample_errors: u64,
+}
+
+/// One CTE as found in the stream: its bytes (header, record, trailing length).
+#[derive(Debug)]
+pub struct Cte<'a> {
+    /// File offset of the first byte (of its first piece when it straddles records).
+    pub offset: u64,
+    pub record: u64,
+    pub header: CteHeader,
+    pub bytes: &'a [u8],
+}
+
+/// Where a run of stream bytes came from.
+#[derive(Clone, Copy, Debug)]
+struct Seg {
+    stream: u64,
+    file: u64,
+    len: u64,
+    record: u64,
+    /// First stream byte after a writer header (a record start).
+    starts_record: bool,
+}
+
+pub struct Scanner<R> {
+    deframer: Deframer<io::Chain<Cursor<Vec<u8>>, R>>,
+    layout: Layout,
+    /// Stream bytes (headers stripped); `win[pos..]` is not consumed yet.
+    win: Vec<u8>,
+    pos: usize,
+    /// Stream offset of win[0].
+    base: u64,
+    segs: std::collections::VecDeque<Seg>,
+    /// Bytes of the current record's header still to strip (a header can be split
+    /// over several pieces of a spanned record).
+    header_left: usize,
+    eof: bool,
+    /// Raw stream without boundaries: length of the header seen before the first CTE.
+    raw_header: Option<usize>,
+    report: Report,
+    scratch: Vec<u8>,
+}
+
+fn be16(b: &[u8], at: usize) -> usize {
+    u16::from_be_bytes([b[at], b[at + 1]]) as usize
+}
+
+/// Scores a header length over sample records: valid CTEs minus 4 per record whose chain
+/// breaks. See formats/writer-header.md.
+fn score(records: &[Vec<u8>], h: usize) -> (i64, u64) {
+    let (mut valid, mut errors) = (0i64, 0u64);
+    let mut carry = 0usize;
+    for r in records {
+        let body = r.get(h..).unwrap_or(&[]);
+        let mut p = 0;
+        if carry > 0 {
+            if carry >= body.len() {
+                carry -= body.len();
+                continue;
+            }
+            p = carry;
+            carry = 0;
+        }
+        while p + 2 <= body.len() {
+            let l = be16(body, p);
+            if l == 0 {
+                break;
+            }
+            if l < MIN_LEN {
+                errors += 1;
+                break;
+            }
+            if p + HEADER_LEN + 2 > body.len() {
+                carry = l - (body.len() - p);
+                break;
+            }
+            match cte::check_head(&body[p..]) {
+                Err(_) => {
+                    errors += 1;
+                    break;
+                }
+                Ok(_) if p + l <= body.len() => {
+                    if be16(body, p + l - 2) == l {
+                        valid += 1;
+                        p += l;
+                    } else {
+                        errors += 1;
+                        break;
+                    }
+                }
+                Ok(_) => {
+                    valid += 1;
+                    carry = l - (body.len() - p);
+                    break;
+                }
+            }
+        }
+    }
+    (valid - 4 * errors as i64, errors)
+}
+
+/// Best header length for the sample: highest score, the smallest length on ties.
+fn learn_header(records: &[Vec<u8>]) -> (usize, i64, u64) {
+    let min_len = records.iter().map(Vec::len).min().unwrap_or(0);
+    let top = MAX_HEADER.min(min_len.saturating_sub(2));
+    let mut best = (0usize, i64::MIN, 0u64);
+    for h in 0..=top {
+        // Cheap pre-check: some sample record must show a CTE head at h.
+        if !records
+            .iter()
+            .any(|r| r.len() >= h + HEADER_LEN + 2 && cte::check_head(&r[h..]).is_ok())
+        {
+            continue;
+        }
+        let (s, e) = score(records, h);
+        if s > best.1 {
+            best = (h, s, e);
+        }
+    }
+    if best.1 == i64::MIN {
+        best = (0, 0, 0);
+    }
+    best
+}
+
+/// Looks for the writer header's component name (EBCDIC) and the system after it.
+fn header_names(header: &[u8]) -> (Option<String>, Option<String>) {
+    const NAMES: [(&[u8; 8], &str); 2] = [
+        (b"\xE2\xE8\xE2\xE3\xC3\xD7\xC4\xC1", "SYSTCPDA"),
+        (b"\xE2\xE8\xE2\xE3\xC3\xD7\xD6\xE3", "SYSTCPOT"),
+    ];
+    for (pat, name) in NAMES {
+        if let Some(at) = header.windows(8).position(|w| w == pat) {
+            let sys = header.get(at + 8..at + 16).and_then(|b| {
+                let s = CodePage::Cp037.decode_name(b);
+                (!s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "@#$ ".contains(c)))
+                    .then_some(s)
+            });
+            return (Some(name.to_string()), sys);
+        }
+    }
+    (None, None)
+}
+
+/// Raw files: the first 8 bytes found again at a fixed distance give the record length.
+fn fixed_record_len(prefix: &[u8]) -> Option<usize> {
+    if prefix.len() < 64 {
+        return None;
+    }
+    let sig = &prefix[..8];
+    if sig.iter().all(|&b| b == 0) || cte::check_head(&prefix[..HEADER_LEN + 2]).is_ok() {
+        return None;
+    }
+    let r = prefix[1..].windows(8).position(|w| w == sig)? + 1;
+    if r < MIN_LEN {
+        return None;
+    }
+    let mut k = r;
+    while k + 8 <= prefix.len() {
+        if &prefix[k..k + 8] != sig {
+            return None;
+        }
+        k += r;
+    }
+    Some(r)
+}
+
+/// Cuts the prefix into logical records (joined spanned segments) for learning.
+fn sample(prefix: &[u8], framing: Framing, fixed: Option<usize>) -> Vec<Vec<u8>> {
+    let mut d = Deframer::new(prefix, framing, fixed);
+    let mut scratch = Report::default();
+    let mut out: Vec<Vec<u8>> = Vec::new();
+    let mut buf = Vec::new();
+    while out.len() <= SAMPLE_RECORDS {
+        buf.clear();
+        match d.next_into(&mut buf, &mut scratch) {
+            Ok(Some(p)) if p.starts_record || out.is_empty() => out.push(buf.clone()),
+            Ok(Some(_)) => {
+                if let Some(last) = out.last_mut() {
+                    last.extend_from_slice(&buf);
+                }
+            }
+            _ => break,
+        }
+    }
+    out
+}
+
+impl<R: Read> Scanner<R> {
+    /// Reads a prefix of `src` to decide framing and header length, then is ready to
+    /// return CTEs from the start of the file.
+    pub fn open(mut src: R, opts: &Options) -> io::Result<Scanner<R>> {
+        let mut prefix = Vec::with_capacity(PREFIX);
+        (&mut src).take(PREFIX as u64).read_to_end(&mut prefix)?;
+        let whole = prefix.len() < PREFIX;
+        let framing = opts
+            .framing
+            .unwrap_or_else(|| framing::detect(&prefix, whole));
+        let mut layout = Layout {
+            framing: Some(framing),
+            framing_forced: opts.framing.is_some(),
+            header_forced: opts.header_len.is_some(),
+            ..Layout::default()
+        };
+        if framing == Framing::Raw {
+            layout.fixed_record = fixed_record_len(&prefix);
+        }
+        let boundaries = framing != Framing::Raw || layout.fixed_record.is_some();
+        if boundaries {
+            let recs = sample(&prefix, framing, layout.fixed_record);
+            let (h, _, errors) = match opts.header_len {
+                Some(h) => (h, 0, score(&recs, h).1),
+                None => learn_header(&recs),
+            };
+            layout.header_len = h;
+            layout.sample_errors = errors;
+            if let Some(first) = recs.first() {
+                (layout.component, layout.system) = header_names(&first[..h.min(first.len())]);
+            }
+        } else if let Some(h) = opts.header_len {
+            layout.header_len = h;
+        }
+        let src = Cursor::new(prefix).chain(src);
+        Ok(Scanner {
+            deframer: Deframer::new(src, framing, layout.fixed_record),
+            header_left: 0,
+            raw_header: (!boundaries && opts.header_len.is_some()).then_some(layout.header_len),
+            layout,
+            win: Vec::with_capacity(2 << 20),
+            pos: 0,
+            base: 0,
+            segs: Default::default(),
+            eof: false,
+            report: Report::default(),
+            scratch: Vec::new(),
+        })
+    }
+
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    pub fn report(&self) -> &Report {
+        &self.report
+    }
+
+    pub fn report_mut(&mut self) -> &mut Report {
+        &mut self.report
+    }
+
+    pub fn into_report(self) -> Report {
+        self.report
+    }
+
+    fn boundaries(&self) -> bool {
+        self.layout.framing != Some(Framing::Raw) || self.layout.fixed_record.is_some()
+    }
+
+    /// Pulls one more piece from the deframer into the window. False at end of file.
+    fn fill(&mut self) -> io::Result<bool> {
+        if self.eof {
+            return Ok(false);
+        }
+        self.scratch.clear();
+        let Some(piece) = self.deframer.next_into(&mut self.scratch, &mut self.report)? else {
+            self.eof = true;
+            return Ok(false);
+        };
+        self.report.bytes_read = piece.offset + piece.len as u64;
+        let mut data = &self.scratch[..];
+        let mut file = piece.offset;
+        if piece.starts_record {
+            self.report.records += 1;
+            self.header_left = if self.boundaries() { self.layout.header_len } else { 0 };
+        } else if self.report.records == 0 {
+            self.report.records = 1;
+        }
+        let strip = self.header_left.min(data.len());
+        if strip > 0 {
+            self.report.header_bytes += strip as u64;
+            self.header_left -= strip;
+            data = &data[strip..];
+            file += strip as u64;
+        }
+        let stream = self.base + self.win.len() as u64;
+        self.segs.push_back(Seg {
+            stream,
+            file,
+            len: data.len() as u64,
+            record: piece.record,
+            starts_record: piece.starts_record && self.boundaries(),
+        });
+        self.win.extend_from_slice(data);
+        Ok(true)
+    }
+
+    /// Drops consumed bytes. Only called where no window index is held.
+    fn compact(&mut self) {
+        if self.pos > (1 << 20) && self.pos * 2 > self.win.len() {
+            self.win.drain(..self.pos);
+            self.base += self.pos as u64;
+            self.pos = 0;
+            let cut = self.base;
+            while self.segs.len() > 1 && self.segs[1].stream <= cut {
+                self.segs.pop_front();
+            }
+        }
+    }
+
+    /// Makes `n` unconsumed bytes available; false if the file ends first.
+    fn want(&mut self, n: usize) -> io::Result<bool> {
+        while self.win.len() - self.pos < n {
+            if !self.fill()? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// File offset and record number of a stream position.
+    fn locate(&self, stream: u64) -> (u64, u64) {
+        let i = self.segs.partition_point(|s| s.stream <= stream);
+        match self.segs.get(i.saturating_sub(1)) {
+            Some(s) if stream >= s.stream => (s.file + (stream - s.stream), s.record),
+            _ => (stream, 0),
+        }
+    }
+
+    /// Stream offset of the next record start after `stream`, if already in the window.
+    fn next_record_start(&self, stream: u64) -> Option<u64> {
+        self.segs
+            .iter()
+            .find(|s| s.starts_record && s.stream > stream)
+            .map(|s| s.stream)
+    }
+
+    fn skip_bytes(&mut self, from: usize, to: usize, why: &str) {
+        if to <= from {
+            return;
+        }
+        let (off, rec) = self.locate(self.base + from as u64);
+        self.report.skip(off, Some(rec), (to - from) as u64, why);
+    }
+
+    /// Counts `win[from..to]` as padding if it is zero, else as skipped.
+    fn padding_or_skip(&mut self, from: usize, to: usize, why: &str) {
+        let nz = self.win[from..to].iter().position(|&b| b != 0);
+        match nz {
+            None => self.report.padding_bytes += (to - from) as u64,
+            Some(i) => {
+                self.report.padding_bytes += i as u64;
+                self.skip_bytes(from + i, to, why);
+            }
+        }
+    }
+
+    /// Whether a whole valid CTE starts at window position `p` (fetching bytes as needed).
+    fn valid_at(&mut self, p: usize) -> io::Result<Option<CteHeader>> {
+        if !self.want(p - self.pos + HEADER_LEN + 2)? {
+            return Ok(None);
+        }
+        let Ok(h) = cte::check_head(&self.win[p..]) else {
+            return Ok(None);
+        };
+        let l = h.length as usize;
+        if !self.want(p - self.pos + l)? {
+            return Ok(None);
+        }
+        Ok(cte::check(&self.win[p..p + l]).ok())
+    }
+
+    /// From `from` (a window position), finds the next valid CTE and consumes the gap.
+    fn resync(&mut self, from: usize, why: &str, after_end_mark: bool) -> io::Result<()> {
+        // Damage at `from`: the first candidate is the next byte.
+        let mut q = if after_end_mark { from } else { from + 1 };
+        loop {
+            if !self.want(q - self.pos + HEADER_LEN + 2)? {
+                // End of file: the rest is padding or undecodable.
+                let end = self.win.len();
+                self.account_gap(from, end, why, after_end_mark);
+                self.pos = end;
+                return Ok(());
+            }
+            // Cheap filter on the data offset before the full check.
+            if be16(&self.win, q + 2) >= HEADER_LEN && self.valid_at(q)?.is_some() {
+                break;
+            }
+            q += 1;
+        }
+        self.account_gap(from, q, why, after_end_mark);
+        if q > from && !after_end_mark {
+            self.report.resyncs += 1;
+        }
+        self.pos = q;
+        Ok(())
+    }
+
+    /// Classifies the bytes `win[from..to]` that lie between two CTE chains.
+    fn account_gap(&mut self, from: usize, to: usize, why: &str, after_end_mark: bool) {
+        if to <= from {
+            return;
+        }
+        if !after_end_mark {
+            self.skip_bytes(from, to, why);
+            return;
+        }
+        // After an end-of-buffer mark in a raw stream: zero fill, then possibly the next
+        // record's writer header, then the next CTE.
+        let nz = self.win[from..to]
+            .iter()
+            .position(|&b| b != 0)
+            .map_or(to, |i| from + i);
+        self.report.padding_bytes += (nz - from) as u64;
+        let rest = to - nz;
+        if rest > 0 && Some(rest) == self.raw_header {
+            self.report.header_bytes += rest as u64;
+        } else if rest > 0 && nz == to {
+            self.report.padding_bytes += rest as u64;
+        } else {
+            self.skip_bytes(nz, to, why);
+            if rest > 0 {
+                self.report.resyncs += 1;
+            }
+        }
+    }
+
+    /// The next CTE, or `None` at end of file. Damage on the way is reported and skipped.
+    pub fn next(&mut self) -> io::Result<Option<Cte<'_>>> {
+        loop {
+            self.compact();
+            // Raw streams: bytes before the first CTE are the writer header.
+            if !self.boundaries() && self.base == 0 && self.pos == 0 && self.raw_header.is_none() {
+                let mut q = 0;
+                while q <= MAX_HEADER {
+                    if !self.want(q + HEADER_LEN + 2)? {
+                        break;
+                    }
+                    if self.valid_at(q)?.is_some() {
+                        break;
+                    }
+                    q += 1;
+                }
+                if q <= MAX_HEADER && self.valid_at(q)?.is_some() {
+                    self.raw_header = Some(q);
+                    self.layout.header_len = q;
+                    self.report.header_bytes += q as u64;
+                    (self.layout.component, self.layout.system) = header_names(&self.win[..q]);
+                    self.pos = q;
+                } else {
+                    self.raw_header = Some(0);
+                }
+            }
+            if !self.want(2)? {
+                let end = self.win.len();
+                let p = self.pos;
+                self.padding_or_skip(p, end, "file ends inside a CTE length");
+                self.pos = end;
+                return Ok(None);
+            }
+            let p = self.pos;
+            let l = be16(&self.win, p);
+            if l == 0 {
+                // End of buffer: the rest up to the next record is zero fill.
+                if self.boundaries() {
+                    loop {
+                        if let Some(next) = self.next_record_start(self.base + p as u64) {
+                            let to = (next - self.base) as usize;
+                            self.padding_or_skip(p, to, "non-zero bytes after the end-of-buffer mark");
+                            self.pos = to;
+                            break;
+                        }
+                        if !self.fill()? {
+                            let end = self.win.len();
+                            self.padding_or_skip(p, end, "non-zero bytes after the end-of-buffer mark");
+                            self.pos = end;
+                            break;
+                        }
+                    }
+                } else {
+                    self.resync(p, "bytes between trace buffers", true)?;
+                }
+                continue;
+            }
+            if !self.want(HEADER_LEN + 2)? {
+                let end = self.win.len();
+                self.padding_or_skip(p, end, "file ends inside a CTE header");
+                self.report.issue(
+                    self.locate(self.base + p as u64).0,
+                    None,
+                    IssueKind::Truncated,
+                    0,
+                    "file ends inside a CTE".into(),
+                );
+                self.pos = end;
+                return Ok(None);
+            }
+            let head = match cte::check_head(&self.win[p..]) {
+                Ok(h) => h,
+                Err(why) => {
+                    self.resync(p, why.as_str(), false)?;
+                    continue;
+                }
+            };
+            let l = head.length as usize;
+            debug_assert!(l <= MAX_CTE);
+            if !self.want(l)? {
+                let end = self.win.len();
+                let (off, rec) = self.locate(self.base + p as u64);
+                self.report.issue(
+                    off,
+                    Some(rec),
+                    IssueKind::Truncated,
+                    0,
+                    format!("file ends inside a CTE: {} of {l} bytes present", end - p),
+                );
+                self.skip_bytes(p, end, "incomplete CTE at end of file");
+                self.pos = end;
+                return Ok(None);
+            }
+            if be16(&self.win, p + l - 2) != l {
+                self.resync(p, cte::Invalid::Trailer.as_str(), false)?;
+                continue;
+            }
+            self.pos = p + l;
+            *self.report.ctes.entry(head.format_id).or_default() += 1;
+            if head.format_id.is_lost_notice() {
+                self.report.lost_notices += 1;
+            }
+            let (offset, record) = self.locate(self.base + p as u64);
+            return Ok(Some(Cte {
+                offset,
+                record,
+                header: head,
+                bytes: &self.win[p..p + l],
+            }));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn cte(fmt: u32, data: &[u8]) -> Vec<u8> {
+        let len = (16 + 92 + data.len() + 2) as u16;
+        let mut v = Vec::new();
+        v.extend(len.to_be_bytes());
+        v.extend(16u16.to_be_bytes());
+        v.extend(fmt.to_be_bytes());
+        v.extend(0xDE6E_758D_DC00_0000u64.to_be_bytes());
+        v.extend(92u16.to_be_bytes());
+        v.resize(16 + 92, 0);
+        v.extend(data);
+        v.extend(len.to_be_bytes());
+        v
+    }
+
+    fn all(bytes: &[u8], opts: &Options) -> (Vec<(u64, Vec<u8>)>, Report, Layout) {
+        let mut s = Scanner::open(bytes, opts).unwrap();
+        let mut v = Vec::new();
+        while let Some(c) = s.next().unwrap() {
+            v.push((c.offset, c.bytes.to_vec()));
+        }
+        let l = s.layout().clone();
+        (v, s.into_report(), l)
+    }
+
+    fn rdw(body: &[u8]) -> Vec<u8> {
+        let mut v = ((body.len() + 4) as u16).to_be_bytes().to_vec();
+        v.extend([0, 0]);
+        v.extend(body);
+        v
+    }
+
+    #[test]
+    fn raw_buffer_with_zero_tail() {
+        let a = cte(4, b"abc");
+        let b = cte(4, b"defg");
+        let mut f = a.clone();
+        f.extend(&b);
+        f.extend([0u8; 100]);
+        f.extend(&a);
+        let (v, r, _) = all(&f, &Options::default());
+        assert_eq!(v.len(), 3);
+        assert_eq!(v[2].0 as usize, a.len() + b.len() + 100);
+        assert_eq!(r.padding_bytes, 100);
+        assert!(r.clean(), "{r:?}");
+    }
+
+    #[test]
+    fn learns_header_and_joins_straddling_cte() {
+        let a = cte(4, &[7; 40]);
+        let mut stream = Vec::new();
+        for _ in 0..6 {
+            stream.extend(&a);
+        }
+        // Records of 64 header bytes + 200 payload bytes: CTEs straddle boundaries.
+        let mut f = Vec::new();
+        for (i, chunk) in stream.chunks(200).enumerate() {
+            let mut body = vec![0xC1u8; 64];
+            body[0] = i as u8 + 1;
+            body.extend(chunk);
+            f.extend(rdw(&body));
+        }
+        let (v, r, l) = all(&f, &Options::default());
+        assert_eq!(l.header_len, 64);
+        assert_eq!(v.len(), 6);
+        assert!(v.iter().all(|(_, b)| b == &a));
+        assert!(r.clean(), "{r:?}");
+        assert_eq!(r.header_bytes, 64 * f.len().div_ceil(268) as u64);
+    }
+
+    #[test]
+    fn damage_is_skipped_counted_and_resynchronised() {
+        let a = cte(4, b"xyz");
+        let mut f = a.clone();
+        f.extend([0x55u8; 13]);
+        f.extend(&a);
+        let (v, r, _) = all(&f, &Options::default());
+        assert_eq!(v.len(), 2);
+        assert_eq!(r.bytes_skipped, 13);
+        assert_eq!(r.resyncs, 1);
+        assert_eq!(r.issues[0].offset as usize, a.len());
+    }
+
+    #[test]
+    fn one_damaged_record_does_not_mislead_header_learning() {
+        let a = cte(4, &[1; 30]);
+        let mut f = Vec::new();
+        for i in 0..10 {
+            let mut body = vec![0xE2u8; 32];
+            if i == 0 {
+                body.extend([0x77u8; 5]); // damaged first record
+            }
+            body.extend(&a);
+            body.extend(&a);
+            body.extend([0, 0]);
+            f.extend(rdw(&body));
+        }
+        let (v, r, l) = all(&f, &Options::default());
+        assert_eq!(l.header_len, 32);
+        assert_eq!(v.len(), 20);
+        assert_eq!(r.bytes_skipped, 5);
+        // override
+        let (_, _, l) = all(
+            &f,
+            &Options {
+                header_len: Some(31),
+                ..Options::default()
+            },
+        );
+        assert_eq!(l.header_len, 31);
+    }
+
+    #[test]
+    fn truncated_file_reports_the_cut_cte() {
+        let a = cte(4, &[9; 50]);
+        let mut f = a.clone();
+        f.extend(&a[..60]);
+        let (v, r, _) = all(&f, &Options::default());
+        assert_eq!(v.len(), 1);
+        assert!(!r.clean());
+        assert!(r.issues.iter().any(|i| i.kind == IssueKind::Truncated));
+    }
+}

@@ -1,0 +1,178 @@
+//! z/OS TOD clock values -> UTC nanoseconds. Layout and check values: formats/tod.md.
+//!
+//! Bit 51 of the 64-bit TOD is one microsecond, so one unit is 1/4096 µs; the epoch is
+//! 1900-01-01. We keep full nanosecond precision (integer arithmetic, truncating).
+
+use binrw::binrw;
+
+/// TOD of 1970-01-01T00:00:00Z.
+pub const UNIX_EPOCH_TOD: u64 = 0x7D91_048B_CA00_0000;
+
+/// A raw 64-bit TOD clock value.
+#[binrw]
+#[brw(big)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Tod(pub u64);
+
+/// 1990-01-01 and 2100-01-01 in Unix seconds: the plausibility window for trace times.
+const PLAUSIBLE_FROM_S: i64 = 631_152_000;
+const PLAUSIBLE_TO_S: i64 = 4_102_444_800;
+
+impl Tod {
+    /// Nanoseconds since the Unix epoch, minus `leap_seconds` (for sites whose TOD counts
+    /// the accumulated leap seconds). Before 1970 gives a negative value.
+    pub fn unix_ns(self, leap_seconds: i64) -> i64 {
+        let units = self.0 as i128 - UNIX_EPOCH_TOD as i128;
+        // floor division so that the value round-trips with `from_unix_ns` (ceil).
+        let ns = (units * 1000).div_euclid(4096);
+        (ns - leap_seconds as i128 * 1_000_000_000) as i64
+    }
+
+    /// The smallest TOD whose `unix_ns(leap_seconds)` equals `ns` (saturating outside the
+    /// representable range). Used by the synthesizer.
+    pub fn from_unix_ns(ns: i64, leap_seconds: i64) -> Tod {
+        let ns = ns as i128 + leap_seconds as i128 * 1_000_000_000;
+        // ceil(ns * 4096 / 1000) so that floor(tod * 1000 / 4096) == ns exactly.
+        let units = (ns * 4096 + 999).div_euclid(1000);
+        let tod = units + UNIX_EPOCH_TOD as i128;
+        Tod(tod.clamp(0, u64::MAX as i128) as u64)
+    }
+
+    /// True when the value decodes to a date between 1990 and 2100: part of the CTE
+    /// validation predicate (formats/cte.md).
+    pub fn is_plausible(self) -> bool {
+        let s = self.unix_ns(0).div_euclid(1_000_000_000);
+        (PLAUSIBLE_FROM_S..PLAUSIBLE_TO_S).contains(&s)
+    }
+}
+
+/// Formats Unix nanoseconds as ISO 8601 UTC with nine decimals, e.g.
+/// `2011-01-25T14:13:05.687445000Z`.
+pub fn iso8601(ns: i64) -> String {
+    let secs = ns.div_euclid(1_000_000_000);
+    let frac = ns.rem_euclid(1_000_000_000);
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{frac:09}Z",
+        sod / 3600,
+        sod / 60 % 60,
+        sod % 60
+    )
+}
+
+/// Days since 1970-01-01 -> (year, month, day) in the proleptic Gregorian calendar
+/// (Howard Hinnant's well-known civil calendar algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// Parses `YYYY-MM-DDTHH:MM:SS[.fraction][Z]` (UTC) into Unix nanoseconds; used by the
+/// time-window filter.
+pub fn parse_iso8601(s: &str) -> Option<i64> {
+    let s = s.trim().trim_end_matches('Z');
+    let (date, time) = s.split_once(['T', ' ']).unwrap_or((s, "00:00:00"));
+    let mut dp = date.splitn(3, '-');
+    let y: i64 = dp.next()?.parse().ok()?;
+    let m: i64 = dp.next()?.parse().ok()?;
+    let d: i64 = dp.next()?.parse().ok()?;
+    let (hms, frac) = time.split_once('.').unwrap_or((time, ""));
+    let mut tp = hms.splitn(3, ':');
+    let hh: i64 = tp.next()?.parse().ok()?;
+    let mm: i64 = tp.next().unwrap_or("0").parse().ok()?;
+    let ss: i64 = tp.next().unwrap_or("0").parse().ok()?;
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 60 {
+        return None;
+    }
+    if frac.len() > 9 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let ns_frac: i64 = if frac.is_empty() {
+        0
+    } else {
+        format!("{frac:0<9}").parse().ok()?
+    };
+    // days_from_civil, the inverse of civil_from_days.
+    let y2 = if m <= 2 { y - 1 } else { y };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some((days * 86_400 + hh * 3600 + mm * 60 + ss) * 1_000_000_000 + ns_frac)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spec_check_values() {
+        assert_eq!(Tod(UNIX_EPOCH_TOD).unix_ns(0), 0);
+        assert_eq!(
+            iso8601(Tod(0xB361_183F_4800_0000).unix_ns(0)),
+            "2000-01-01T00:00:00.000000000Z"
+        );
+        assert_eq!(
+            iso8601(Tod(0xDE6E_758D_DC00_0000).unix_ns(0)),
+            "2024-01-01T00:00:00.000000000Z"
+        );
+    }
+
+    #[test]
+    fn one_unit_is_a_4096th_microsecond() {
+        let t = Tod(0xDE6E_758D_DC00_0000);
+        assert_eq!(Tod(t.0 + 4096).unix_ns(0) - t.unix_ns(0), 1000);
+        assert_eq!(Tod(t.0 + 5).unix_ns(0) - t.unix_ns(0), 1); // 5*1000/4096 = 1.22
+    }
+
+    #[test]
+    fn leap_seconds_shift() {
+        let t = Tod(0xDE6E_758D_DC00_0000);
+        assert_eq!(t.unix_ns(0) - t.unix_ns(27), 27_000_000_000);
+    }
+
+    #[test]
+    fn nanoseconds_round_trip() {
+        for ns in [
+            0i64,
+            1,
+            999,
+            1_329_843_161_968_492_123,
+            1_704_067_200_000_000_001,
+        ] {
+            for leap in [0, 27] {
+                assert_eq!(Tod::from_unix_ns(ns, leap).unix_ns(leap), ns, "{ns}");
+            }
+        }
+    }
+
+    #[test]
+    fn plausibility_window() {
+        assert!(Tod(0xDE6E_758D_DC00_0000).is_plausible());
+        assert!(!Tod(0).is_plausible());
+        // The TOD itself ends in 2042, so only the lower bound can bite.
+        assert!(!Tod::from_unix_ns(631_151_999_000_000_000, 0).is_plausible());
+        assert!(Tod::from_unix_ns(631_152_000_000_000_000, 0).is_plausible());
+    }
+
+    #[test]
+    fn iso_parse_inverts_format() {
+        for ns in [0i64, 1_329_843_161_968_492_123, 951_782_400_000_000_000] {
+            assert_eq!(parse_iso8601(&iso8601(ns)), Some(ns));
+        }
+        assert_eq!(parse_iso8601("2024-01-01"), Some(1_704_067_200_000_000_000));
+        assert_eq!(parse_iso8601("2024-13-01"), None);
+    }
+}
