@@ -1,1 +1,533 @@
-fn main() {}
+//! The `zctrace` command: parses arguments, runs the library over files (in parallel),
+//! prints summaries and maps the results to exit codes 0 / 1 / 2.
+
+use std::fs::File;
+use std::io::{self, BufWriter, IsTerminal, Write};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use rayon::prelude::*;
+
+use zctrace::convert::{self, Output};
+use zctrace::net::{self, Filter, Prefix};
+use zctrace::output::dump;
+use zctrace::packet::{self, TimeSource};
+use zctrace::synth;
+use zctrace::trace::ebcdic::CodePage;
+use zctrace::trace::tod::parse_iso8601;
+use zctrace::trace::{self, DiscardTable, Framing};
+
+#[derive(Parser)]
+#[command(name = "zctrace", version, about = "z/OS TCP/IP component traces (SYSTCPDA, SYSTCPOT) to pcapng")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Convert traces to pcapng (or classic pcap) and print a summary per file.
+    Convert {
+        #[arg(required = true)]
+        traces: Vec<PathBuf>,
+        /// Output directory (created if missing).
+        #[arg(short, long)]
+        out: PathBuf,
+        /// Write classic pcap (Ethernet; raw IP gets a synthetic header) instead of pcapng.
+        #[arg(long)]
+        libpcap: bool,
+        /// No progress bar and no per-file summary (problems still go to stderr).
+        #[arg(short, long)]
+        quiet: bool,
+        #[command(flatten)]
+        decode: DecodeArgs,
+        #[command(flatten)]
+        filter: FilterArgs,
+    },
+    /// Decode traces and print what they hold: framing, components, interfaces, times, counts.
+    Info {
+        #[arg(required = true)]
+        traces: Vec<PathBuf>,
+        #[command(flatten)]
+        decode: DecodeArgs,
+    },
+    /// Print every trace record decoded, with hex and EBCDIC/ASCII (like IPCS FORMAT).
+    Dump {
+        trace: PathBuf,
+        /// Stop after N records.
+        #[arg(long)]
+        limit: Option<u64>,
+        /// Only records of this format id (repeatable): 4 packet, 5 data, 6 EE, 7 OSAENTA, 8 SMC.
+        #[arg(long = "format-id", value_parser = convert::parse_format_id)]
+        format_ids: Vec<trace::FormatId>,
+        #[command(flatten)]
+        decode: DecodeArgs,
+    },
+    /// Wrap the packets of a pcap/pcapng capture into a z/OS CTRACE data set (for tests and samples).
+    Synth(SynthArgs),
+}
+
+#[derive(Args, Clone)]
+struct DecodeArgs {
+    /// Framing of the download: raw, rdw or bdw (default: detected).
+    #[arg(long)]
+    framing: Option<Framing>,
+    /// Writer header length in bytes at the start of each record (default: learned).
+    #[arg(long = "record-header")]
+    record_header: Option<usize>,
+    /// EBCDIC code page for names: 037 (default), 1047, 500, 1140, 273.
+    #[arg(long = "code-page", default_value = "037")]
+    code_page: CodePage,
+    /// Packet time: capture (PTH_Time, default) or buffer (CTE buffer time).
+    #[arg(long, default_value = "capture", value_parser = parse_time_source)]
+    time: TimeSource,
+    /// Leap seconds included in the site's TOD clock (27 since 2017 where configured).
+    #[arg(long = "leap-seconds", default_value_t = 0)]
+    leap_seconds: i64,
+    /// Extra discard code names: CSV with code,name,meaning (overrides built-in rows).
+    #[arg(long = "discard-codes")]
+    discard_codes: Option<PathBuf>,
+}
+
+#[derive(Args, Clone, Default)]
+struct FilterArgs {
+    /// Only packets at or after this UTC time (2024-01-31T10:00:00[.fraction]Z).
+    #[arg(long, value_parser = parse_time)]
+    from: Option<i64>,
+    /// Only packets at or before this UTC time.
+    #[arg(long, value_parser = parse_time)]
+    to: Option<i64>,
+    /// Only packets from or to this address or prefix (repeatable).
+    #[arg(long)]
+    host: Vec<Prefix>,
+    /// Only packets from or to this TCP/UDP port (repeatable).
+    #[arg(long)]
+    port: Vec<u16>,
+    /// Only packets of this interface name (repeatable).
+    #[arg(long)]
+    interface: Vec<String>,
+    /// Only this IP protocol: tcp, udp, icmp, icmpv6 or a number (repeatable).
+    #[arg(long, value_parser = net::parse_protocol)]
+    protocol: Vec<u8>,
+    /// Only records of this format id (repeatable).
+    #[arg(long = "format-id", value_parser = convert::parse_format_id)]
+    format_id: Vec<trace::FormatId>,
+    /// Only packets the stack or OSA discarded.
+    #[arg(long = "discarded-only")]
+    discarded_only: bool,
+}
+
+#[derive(Args)]
+struct SynthArgs {
+    /// Input capture (pcap or pcapng).
+    capture: PathBuf,
+    /// Output trace file.
+    #[arg(short, long)]
+    out: PathBuf,
+    /// raw, rdw or bdw.
+    #[arg(long, default_value = "rdw")]
+    framing: Framing,
+    /// Writer header bytes at the start of each record.
+    #[arg(long = "record-header", default_value_t = 64)]
+    record_header: usize,
+    /// Logical record length, header included, descriptors excluded.
+    #[arg(long = "record-length", default_value_t = 4096)]
+    record_length: usize,
+    /// Let CTEs continue across record boundaries (split buffers).
+    #[arg(long)]
+    straddle: bool,
+    /// Trace buffer size when straddling (default 4 records' payload).
+    #[arg(long = "buffer-length")]
+    buffer_length: Option<usize>,
+    /// Largest CTE; longer packets are segmented.
+    #[arg(long = "max-cte", default_value_t = 65534)]
+    max_cte: usize,
+    /// Trace at most N bytes of each packet (never below its IP and transport headers).
+    #[arg(long)]
+    abbrev: Option<usize>,
+    /// Mark packet N (1-based) discarded with CODE: N=CODE (repeatable).
+    #[arg(long, value_parser = parse_discard)]
+    discard: Vec<(u64, u16)>,
+    /// Mark every Nth packet discarded, cycling through sample codes.
+    #[arg(long = "discard-every")]
+    discard_every: Option<u64>,
+    /// The z/OS host's own addresses (decide direction); default: source of the first packet.
+    #[arg(long = "zos-host")]
+    hosts: Vec<IpAddr>,
+    /// Interface name written into the records.
+    #[arg(long)]
+    interface: Option<String>,
+    /// Write OSAENTA records (format 7, SYSTCPOT, Ethernet frames).
+    #[arg(long)]
+    osaenta: bool,
+    /// Format id for packet records: 4 (packet trace) or 6 (Enterprise Extender).
+    #[arg(long = "format-id", default_value_t = 4)]
+    format_id: u32,
+    /// PTHDR length (92 today; shorter headers leave out the later fields).
+    #[arg(long = "pth-len", default_value_t = 92)]
+    pth_len: u16,
+    /// System name for the writer header.
+    #[arg(long, default_value = "ZCTRSYS1")]
+    system: String,
+    /// Leap seconds to add into the TOD values.
+    #[arg(long = "leap-seconds", default_value_t = 0)]
+    leap_seconds: i64,
+    /// Write records as VBS segments of at most N bytes (RDW/BDW).
+    #[arg(long)]
+    spanned: Option<usize>,
+    /// BDW block size.
+    #[arg(long = "block-length", default_value_t = 32760)]
+    block_length: usize,
+    /// Write the capture's packets N times (later each time).
+    #[arg(long, default_value_t = 1)]
+    repeat: u32,
+    /// Repeat until the trace has at least this many bytes (for benchmarks); accepts K, M, G suffixes.
+    #[arg(long = "target-size", value_parser = parse_size)]
+    target_size: Option<u64>,
+}
+
+fn parse_time_source(s: &str) -> Result<TimeSource, String> {
+    match s {
+        "capture" => Ok(TimeSource::Capture),
+        "buffer" => Ok(TimeSource::Buffer),
+        _ => Err("use capture or buffer".into()),
+    }
+}
+
+fn parse_time(s: &str) -> Result<i64, String> {
+    parse_iso8601(s).ok_or_else(|| format!("{s:?} is not a time like 2024-01-31T10:00:00.5Z"))
+}
+
+fn parse_discard(s: &str) -> Result<(u64, u16), String> {
+    let (n, c) = s.split_once('=').ok_or("use N=CODE, e.g. 5=4114")?;
+    Ok((
+        n.parse().map_err(|_| format!("{n:?} is not a packet number"))?,
+        c.parse().map_err(|_| format!("{c:?} is not a discard code 0-65535"))?,
+    ))
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    let (num, mul) = match s.chars().last() {
+        Some('k' | 'K') => (&s[..s.len() - 1], 1 << 10),
+        Some('m' | 'M') => (&s[..s.len() - 1], 1 << 20),
+        Some('g' | 'G') => (&s[..s.len() - 1], 1 << 30),
+        _ => (s, 1),
+    };
+    num.parse::<u64>()
+        .map(|n| n * mul)
+        .map_err(|_| format!("{s:?} is not a size like 1G"))
+}
+
+impl DecodeArgs {
+    fn discards(&self) -> Result<DiscardTable> {
+        let mut t = DiscardTable::default();
+        if let Some(p) = &self.discard_codes {
+            let f = File::open(p).with_context(|| format!("{}: cannot open", p.display()))?;
+            t.extend_from(f)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+        }
+        Ok(t)
+    }
+
+    fn options(&self, filter: &FilterArgs, output: Output) -> convert::Options {
+        convert::Options {
+            scan: trace::Options {
+                framing: self.framing,
+                header_len: self.record_header,
+            },
+            packet: packet::Options {
+                time: self.time,
+                leap_seconds: self.leap_seconds,
+                code_page: self.code_page,
+            },
+            filter: Filter {
+                from_ns: filter.from,
+                to_ns: filter.to,
+                hosts: filter.host.clone(),
+                ports: filter.port.clone(),
+                interfaces: filter.interface.clone(),
+                protocols: filter.protocol.clone(),
+                formats: filter.format_id.clone(),
+                discarded_only: filter.discarded_only,
+            },
+            output,
+        }
+    }
+}
+
+/// Exit status of a batch: 2 if any input failed, else 1 if any was not clean.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Status {
+    Clean = 0,
+    Problems = 1,
+    Fatal = 2,
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain()
+        .any(|c| c.downcast_ref::<io::Error>().is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe))
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    match run(cli) {
+        Ok(s) => ExitCode::from(s as u8),
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("zctrace: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<Status> {
+    match cli.cmd {
+        Cmd::Convert {
+            traces,
+            out,
+            libpcap,
+            quiet,
+            decode,
+            filter,
+        } => convert_files(&traces, &out, libpcap, quiet, &decode, &filter),
+        Cmd::Info { traces, decode } => info_files(&traces, &decode),
+        Cmd::Dump {
+            trace,
+            limit,
+            format_ids,
+            decode,
+        } => {
+            let discards = decode.discards()?;
+            let f = File::open(&trace).with_context(|| format!("{}: cannot open", trace.display()))?;
+            let o = dump::Options {
+                scan: trace::Options {
+                    framing: decode.framing,
+                    header_len: decode.record_header,
+                },
+                code_page: decode.code_page,
+                leap_seconds: decode.leap_seconds,
+                limit,
+                formats: format_ids,
+            };
+            let stdout = io::stdout().lock();
+            let mut w = BufWriter::with_capacity(1 << 16, stdout);
+            let report = dump::dump(f, &mut w, &o, &discards)?;
+            w.flush()?;
+            Ok(if report.clean() { Status::Clean } else { Status::Problems })
+        }
+        Cmd::Synth(a) => synth_file(a),
+    }
+}
+
+/// Output file names: NAME.pcapng per input; a repeated name gets -2, -3, ...
+fn output_names(traces: &[PathBuf], out: &Path, ext: &str) -> Vec<PathBuf> {
+    let mut seen = std::collections::HashMap::<String, u32>::new();
+    traces
+        .iter()
+        .map(|t| {
+            let name = t
+                .file_name()
+                .map_or_else(|| "trace".to_string(), |n| n.to_string_lossy().into_owned());
+            let k = seen.entry(name.clone()).or_insert(0);
+            *k += 1;
+            let name = if *k == 1 { name } else { format!("{name}-{k}") };
+            out.join(format!("{name}.{ext}"))
+        })
+        .collect()
+}
+
+fn convert_one(
+    trace: &Path,
+    dest: &Path,
+    opts: &convert::Options,
+    discards: &DiscardTable,
+    bar: &ProgressBar,
+) -> Result<convert::Summary> {
+    if let (Ok(a), Ok(b)) = (trace.canonicalize(), dest.canonicalize())
+        && a == b
+    {
+        bail!("{}: output would overwrite the input", trace.display());
+    }
+    let f = File::open(trace).with_context(|| format!("{}: cannot open", trace.display()))?;
+    if let Ok(m) = f.metadata() {
+        bar.set_length(m.len());
+    }
+    let tmp = dest.with_file_name(format!(
+        ".{}.{}.tmp",
+        dest.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+        std::process::id()
+    ));
+    let w = File::create(&tmp).with_context(|| format!("{}: cannot create", tmp.display()))?;
+    let w = BufWriter::with_capacity(1 << 20, w);
+    let name = trace.display().to_string();
+    let result = convert::convert(f, w, &name, opts, discards, |n| bar.set_position(n));
+    let (summary, mut w) = match result {
+        Ok(x) => x,
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(anyhow::Error::new(e).context(name));
+        }
+    };
+    if let Err(e) = w.flush() {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(anyhow::Error::new(e).context(format!("{}: cannot write", tmp.display())));
+    }
+    drop(w);
+    std::fs::rename(&tmp, dest).with_context(|| format!("{}: cannot rename to {}", tmp.display(), dest.display()))?;
+    bar.finish_and_clear();
+    Ok(summary)
+}
+
+fn convert_files(
+    traces: &[PathBuf],
+    out: &Path,
+    libpcap: bool,
+    quiet: bool,
+    decode: &DecodeArgs,
+    filter: &FilterArgs,
+) -> Result<Status> {
+    let discards = decode.discards()?;
+    std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create directory", out.display()))?;
+    let output = if libpcap { Output::Libpcap } else { Output::Pcapng };
+    let opts = decode.options(filter, output);
+    let dests = output_names(traces, out, if libpcap { "pcap" } else { "pcapng" });
+    let multi = MultiProgress::with_draw_target(if quiet || !io::stderr().is_terminal() {
+        ProgressDrawTarget::hidden()
+    } else {
+        ProgressDrawTarget::stderr()
+    });
+    let style = ProgressStyle::with_template("{prefix:>20} {bar:30} {bytes}/{total_bytes} {bytes_per_sec}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
+    let results: Vec<Result<convert::Summary>> = traces
+        .par_iter()
+        .zip(dests.par_iter())
+        .map(|(t, d)| {
+            let bar = multi.add(ProgressBar::new(0).with_style(style.clone()));
+            bar.set_prefix(t.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned()));
+            convert_one(t, d, &opts, &discards, &bar)
+        })
+        .collect();
+    report_batch(traces, &results, &dests, quiet, &discards)
+}
+
+fn report_batch(
+    traces: &[PathBuf],
+    results: &[Result<convert::Summary>],
+    dests: &[PathBuf],
+    quiet: bool,
+    discards: &DiscardTable,
+) -> Result<Status> {
+    let mut status = Status::Clean;
+    let mut stdout = io::stdout().lock();
+    for ((t, r), d) in traces.iter().zip(results).zip(dests) {
+        match r {
+            Ok(s) => {
+                if !s.clean() {
+                    status = status.max(Status::Problems);
+                }
+                if !quiet {
+                    write!(stdout, "{}", s.render(&t.display().to_string(), discards))?;
+                    if !dests.is_empty() {
+                        writeln!(stdout, "  wrote {}", d.display())?;
+                    }
+                } else if !s.clean() {
+                    eprintln!(
+                        "{}: {} problem(s), {} bytes skipped (run without --quiet for details)",
+                        t.display(),
+                        s.report.losses,
+                        s.report.bytes_skipped
+                    );
+                }
+            }
+            Err(e) => {
+                status = Status::Fatal;
+                eprintln!("zctrace: {e:#}");
+            }
+        }
+    }
+    stdout.flush()?;
+    Ok(status)
+}
+
+fn info_files(traces: &[PathBuf], decode: &DecodeArgs) -> Result<Status> {
+    let discards = decode.discards()?;
+    let opts = decode.options(&FilterArgs::default(), Output::None);
+    let results: Vec<Result<convert::Summary>> = traces
+        .par_iter()
+        .map(|t| {
+            let f = File::open(t).with_context(|| format!("{}: cannot open", t.display()))?;
+            let (s, _) = convert::convert(f, io::sink(), &t.display().to_string(), &opts, &discards, |_| {})
+                .with_context(|| t.display().to_string())?;
+            Ok(s)
+        })
+        .collect();
+    report_batch(traces, &results, &[], false, &discards)
+}
+
+fn synth_file(a: SynthArgs) -> Result<Status> {
+    let o = synth::Options {
+        framing: a.framing,
+        header_len: a.record_header,
+        record_len: a.record_length,
+        straddle: a.straddle,
+        buffer_len: a
+            .buffer_length
+            .unwrap_or(4 * a.record_length.saturating_sub(a.record_header)),
+        max_cte: a.max_cte,
+        abbrev: a.abbrev,
+        discard: a.discard,
+        discard_every: a.discard_every,
+        hosts: a.hosts,
+        interface: a
+            .interface
+            .unwrap_or_else(|| if a.osaenta { "EZANTAOSA1" } else { "OSAQDIO1" }.to_string()),
+        osaenta: a.osaenta,
+        format_id: a.format_id,
+        pth_len: a.pth_len,
+        system: a.system,
+        leap_seconds: a.leap_seconds,
+        spanned: a.spanned,
+        block_len: a.block_length,
+        repeat: a.repeat,
+        target_bytes: a.target_size,
+        ..synth::Options::default()
+    };
+    let f = File::open(&a.capture).with_context(|| format!("{}: cannot open", a.capture.display()))?;
+    let tmp = a.out.with_extension("synth.tmp");
+    let w = BufWriter::with_capacity(1 << 20, File::create(&tmp).with_context(|| format!("{}: cannot create", tmp.display()))?);
+    let s = synth::synthesize(io::BufReader::with_capacity(1 << 20, f), w, &o, None)
+        .with_context(|| a.capture.display().to_string())?;
+    std::fs::rename(&tmp, &a.out)?;
+    println!(
+        "{}: {} packets in {} CTEs, {} records, {} bytes; {} frames not convertible{}",
+        a.out.display(),
+        s.packets,
+        s.ctes,
+        s.records,
+        s.bytes,
+        s.skipped,
+        if s.skipped_reasons.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " ({})",
+                s.skipped_reasons
+                    .iter()
+                    .map(|(k, v)| format!("{k}: {v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        }
+    );
+    Ok(Status::Clean)
+}

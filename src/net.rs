@@ -1,1 +1,221 @@
-//! (being written)
+//! Third stage: IP/TCP/UDP views of a packet (etherparse, lax so that abbreviated and
+//! truncated packets still give their headers) and the packet filters built on them.
+
+use std::net::IpAddr;
+
+use etherparse::{LaxNetSlice, LaxSlicedPacket, TransportSlice};
+
+use crate::packet::{Link, Packet};
+use crate::trace::FormatId;
+
+/// Addresses, protocol and ports of a packet, as far as its bytes tell.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Endpoints {
+    pub src: Option<IpAddr>,
+    pub dst: Option<IpAddr>,
+    /// IP protocol number (after IPv6 extension headers).
+    pub protocol: Option<u8>,
+    pub src_port: Option<u16>,
+    pub dst_port: Option<u16>,
+    /// An ARP frame (OSAENTA).
+    pub arp: bool,
+}
+
+pub fn endpoints(link: Link, data: &[u8]) -> Endpoints {
+    let sliced = match link {
+        Link::Raw => LaxSlicedPacket::from_ip(data).ok(),
+        Link::Ethernet => LaxSlicedPacket::from_ethernet(data).ok(),
+    };
+    let Some(s) = sliced else {
+        return Endpoints::default();
+    };
+    let mut e = Endpoints::default();
+    match &s.net {
+        Some(LaxNetSlice::Ipv4(v4)) => {
+            let h = v4.header();
+            e.src = Some(IpAddr::V4(h.source_addr()));
+            e.dst = Some(IpAddr::V4(h.destination_addr()));
+            e.protocol = Some(v4.payload().ip_number.0);
+        }
+        Some(LaxNetSlice::Ipv6(v6)) => {
+            let h = v6.header();
+            e.src = Some(IpAddr::V6(h.source_addr()));
+            e.dst = Some(IpAddr::V6(h.destination_addr()));
+            e.protocol = Some(v6.payload().ip_number.0);
+        }
+        Some(LaxNetSlice::Arp(_)) => e.arp = true,
+        None => {}
+    }
+    match &s.transport {
+        Some(TransportSlice::Tcp(t)) => {
+            e.src_port = Some(t.source_port());
+            e.dst_port = Some(t.destination_port());
+        }
+        Some(TransportSlice::Udp(u)) => {
+            e.src_port = Some(u.source_port());
+            e.dst_port = Some(u.destination_port());
+        }
+        _ => {}
+    }
+    e
+}
+
+/// An address with a prefix length: `10.1.0.0/16`, `2001:db8::/32`, or a host.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Prefix {
+    pub addr: IpAddr,
+    pub len: u8,
+}
+
+impl std::str::FromStr for Prefix {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Prefix, String> {
+        let (a, l) = s.split_once('/').unwrap_or((s, ""));
+        let addr: IpAddr = a.parse().map_err(|_| format!("{s:?} is not an IP address or prefix"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let len = if l.is_empty() {
+            max
+        } else {
+            l.parse::<u8>()
+                .ok()
+                .filter(|&n| n <= max)
+                .ok_or_else(|| format!("{s:?}: prefix length must be 0-{max}"))?
+        };
+        Ok(Prefix { addr, len })
+    }
+}
+
+impl Prefix {
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        fn masked(b: &[u8], len: u8) -> Vec<u8> {
+            b.iter()
+                .enumerate()
+                .map(|(i, &x)| {
+                    let bits = (len as usize).saturating_sub(i * 8).min(8);
+                    if bits == 0 { 0 } else { x & (0xFFu8 << (8 - bits)) }
+                })
+                .collect()
+        }
+        match (self.addr, ip) {
+            (IpAddr::V4(a), IpAddr::V4(b)) => masked(&a.octets(), self.len) == masked(&b.octets(), self.len),
+            (IpAddr::V6(a), IpAddr::V6(b)) => masked(&a.octets(), self.len) == masked(&b.octets(), self.len),
+            _ => false,
+        }
+    }
+}
+
+/// IP protocol by name or number.
+pub fn parse_protocol(s: &str) -> Result<u8, String> {
+    Ok(match s.to_ascii_lowercase().as_str() {
+        "tcp" => 6,
+        "udp" => 17,
+        "icmp" => 1,
+        "icmpv6" | "icmp6" => 58,
+        "esp" => 50,
+        "gre" => 47,
+        other => other
+            .parse()
+            .map_err(|_| format!("unknown protocol {s:?}: use tcp, udp, icmp, icmpv6 or a number"))?,
+    })
+}
+
+/// Packet filters shared by all subcommands. Empty lists match everything; a packet
+/// must match every criterion that is set.
+#[derive(Clone, Debug, Default)]
+pub struct Filter {
+    pub from_ns: Option<i64>,
+    pub to_ns: Option<i64>,
+    pub hosts: Vec<Prefix>,
+    pub ports: Vec<u16>,
+    pub interfaces: Vec<String>,
+    pub protocols: Vec<u8>,
+    pub formats: Vec<FormatId>,
+    pub discarded_only: bool,
+}
+
+impl Filter {
+    pub fn is_empty(&self) -> bool {
+        self.from_ns.is_none()
+            && self.to_ns.is_none()
+            && self.hosts.is_empty()
+            && self.ports.is_empty()
+            && self.interfaces.is_empty()
+            && self.protocols.is_empty()
+            && self.formats.is_empty()
+            && !self.discarded_only
+    }
+
+    pub fn matches(&self, p: &Packet) -> bool {
+        if self.from_ns.is_some_and(|t| p.time_ns < t) || self.to_ns.is_some_and(|t| p.time_ns > t) {
+            return false;
+        }
+        if self.discarded_only && !p.discard.is_discard() {
+            return false;
+        }
+        if !self.interfaces.is_empty() && !self.interfaces.iter().any(|i| i.eq_ignore_ascii_case(&p.interface)) {
+            return false;
+        }
+        if !self.formats.is_empty() && !self.formats.contains(&p.format) {
+            return false;
+        }
+        if self.hosts.is_empty() && self.ports.is_empty() && self.protocols.is_empty() {
+            return true;
+        }
+        let e = endpoints(p.link, &p.data);
+        if !self.hosts.is_empty()
+            && !self
+                .hosts
+                .iter()
+                .any(|h| e.src.is_some_and(|a| h.contains(a)) || e.dst.is_some_and(|a| h.contains(a)))
+        {
+            return false;
+        }
+        if !self.ports.is_empty()
+            && !self
+                .ports
+                .iter()
+                .any(|&port| e.src_port == Some(port) || e.dst_port == Some(port))
+        {
+            return false;
+        }
+        if !self.protocols.is_empty() && !e.protocol.is_some_and(|p| self.protocols.contains(&p)) {
+            return false;
+        }
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // IPv4 TCP 10.0.0.1:21 -> 10.0.0.2:1025, header only.
+    const TCP4: [u8; 40] = [
+        0x45, 0, 0, 40, 0, 1, 0, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2, 0, 21, 4, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0x50,
+        0x10, 0x10, 0, 0, 0, 0, 0,
+    ];
+
+    #[test]
+    fn endpoints_of_a_tcp_packet_even_when_abbreviated() {
+        let e = endpoints(Link::Raw, &TCP4);
+        assert_eq!(e.src, Some("10.0.0.1".parse().unwrap()));
+        assert_eq!(e.protocol, Some(6));
+        assert_eq!((e.src_port, e.dst_port), (Some(21), Some(1025)));
+        // The IP header claims 40 bytes but only 34 are present: ports still readable.
+        let e = endpoints(Link::Raw, &TCP4[..24]);
+        assert_eq!(e.dst, Some("10.0.0.2".parse().unwrap()));
+    }
+
+    #[test]
+    fn prefixes() {
+        let p: Prefix = "10.0.0.0/8".parse().unwrap();
+        assert!(p.contains("10.200.1.1".parse().unwrap()));
+        assert!(!p.contains("11.0.0.1".parse().unwrap()));
+        let p: Prefix = "2001:db8::/33".parse().unwrap();
+        assert!(p.contains("2001:db8:7fff::1".parse().unwrap()));
+        assert!(!p.contains("2001:db8:8000::1".parse().unwrap()));
+        assert!("10.0.0.1/33".parse::<Prefix>().is_err());
+        assert_eq!(parse_protocol("TCP"), Ok(6));
+        assert!(parse_protocol("xyz").is_err());
+    }
+}

@@ -1,1 +1,398 @@
-//! (being written)
+//! Second stage: CTE records -> normalized packets. Decodes the PTHDR, picks the time,
+//! interface and direction, and joins segmented records (formats/segmentation.md).
+//! Records that are not packets (data trace, SMC, legacy, lost-record notices) are
+//! counted here and left to `dump`.
+
+use crate::trace::cte::{FormatId, HEADER_LEN, TRAILER_LEN};
+use crate::trace::ebcdic::CodePage;
+use crate::trace::pthdr::{DeviceType, Flags, PtHdr};
+use crate::trace::report::{IssueKind, Report};
+use crate::trace::{Cte, DiscardCode};
+
+/// Which clock gives a packet its time.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TimeSource {
+    /// PTH_Time, when the packet was captured (default).
+    #[default]
+    Capture,
+    /// The CTE buffer time, when the record was moved into the trace buffer.
+    Buffer,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    pub time: TimeSource,
+    pub leap_seconds: i64,
+    pub code_page: CodePage,
+}
+
+/// What lies in a packet's data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Link {
+    /// An IP packet without link header (format ids 4 and 6).
+    Raw,
+    /// An Ethernet frame (OSAENTA, format id 7).
+    Ethernet,
+}
+
+/// One packet, reassembled when it was segmented.
+#[derive(Clone, Debug)]
+pub struct Packet {
+    /// File offset of the (first) CTE.
+    pub offset: u64,
+    pub record: u64,
+    pub format: FormatId,
+    pub link: Link,
+    pub time_ns: i64,
+    pub interface: String,
+    pub dev_type: DeviceType,
+    pub flags: Flags,
+    /// Traced bytes.
+    pub data: Vec<u8>,
+    /// True length of the packet on the wire.
+    pub orig_len: u32,
+    pub discard: DiscardCode,
+    /// CTEs the packet came in (1 = not segmented).
+    pub segments: u32,
+    /// Segments are missing: `data` holds what was traced.
+    pub incomplete: bool,
+    /// The header of the first segment.
+    pub header: PtHdr,
+}
+
+impl Packet {
+    pub fn outbound(&self) -> bool {
+        self.flags.outbound()
+    }
+
+    /// Fewer bytes traced than the packet had (ABBREV), not counting missing segments.
+    pub fn abbreviated(&self) -> bool {
+        !self.incomplete && (self.data.len() as u64) < self.orig_len as u64
+    }
+}
+
+/// Counts by record kind, for the summary.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub packets: u64,
+    pub reassembled: u64,
+    pub incomplete: u64,
+    pub orphan_segments: u64,
+    pub abbreviated: u64,
+    pub discarded: u64,
+    /// Records of kinds this version does not convert (data trace, SMC, legacy,
+    /// lost-record notices), by format id.
+    pub not_converted: std::collections::BTreeMap<FormatId, u64>,
+    /// PTHDRs that could not be decoded.
+    pub bad_headers: u64,
+    /// Packets whose PTH_Time was implausible (the buffer time was used).
+    pub bad_times: u64,
+}
+
+/// Joins CTEs into packets. Feed every CTE to `push`, then call `finish`.
+pub struct Assembler {
+    opts: Options,
+    /// The open segmented set, if any.
+    open: Option<Packet>,
+    /// PTH_Tlen of the open set and the next SeqNum expected.
+    want_total: usize,
+    next_seq: u8,
+    pub counts: Counts,
+}
+
+fn next_seq(s: u8) -> u8 {
+    if s == 255 { 1 } else { s + 1 }
+}
+
+/// The IP datagram length the packet declares, when it is longer than what was traced.
+fn ip_length(data: &[u8]) -> Option<u32> {
+    match data.first()? >> 4 {
+        4 if data.len() >= 4 => Some(u16::from_be_bytes([data[2], data[3]]) as u32),
+        6 if data.len() >= 6 => Some(40 + u16::from_be_bytes([data[4], data[5]]) as u32),
+        _ => None,
+    }
+}
+
+impl Assembler {
+    pub fn new(opts: Options) -> Assembler {
+        Assembler {
+            opts,
+            open: None,
+            want_total: 0,
+            next_seq: 0,
+            counts: Counts::default(),
+        }
+    }
+
+    fn emit(&mut self, mut p: Packet, report: &mut Report, out: &mut impl FnMut(&Packet)) {
+        if p.incomplete {
+            self.counts.incomplete += 1;
+            report.issue(
+                p.offset,
+                Some(p.record),
+                IssueKind::Segment,
+                0,
+                format!(
+                    "segmented packet incomplete: {} of {} bytes in {} segment(s)",
+                    p.data.len(),
+                    self.want_total.max(p.data.len()),
+                    p.segments
+                ),
+            );
+        }
+        // The true length: PTH_Plen, else the IP header's own length, never less than
+        // what was traced (TSO packets can carry 0 in both).
+        let traced = p.data.len().max(if p.incomplete { self.want_total } else { 0 }) as u32;
+        let plen = p.header.plen.map(u32::from).unwrap_or(0);
+        let declared = if p.header.plen.is_none() && p.link == Link::Raw {
+            ip_length(&p.data).unwrap_or(0)
+        } else {
+            0
+        };
+        p.orig_len = traced.max(plen).max(declared);
+        if p.segments > 1 && !p.incomplete {
+            self.counts.reassembled += 1;
+        }
+        if p.abbreviated() {
+            self.counts.abbreviated += 1;
+        }
+        if p.discard.is_discard() {
+            self.counts.discarded += 1;
+        }
+        self.counts.packets += 1;
+        out(&p);
+    }
+
+    /// Emits the open set as incomplete (something other than its next segment came).
+    fn close_open(&mut self, report: &mut Report, out: &mut impl FnMut(&Packet)) {
+        if let Some(mut p) = self.open.take() {
+            p.incomplete = true;
+            self.emit(p, report, out);
+        }
+    }
+
+    pub fn push(&mut self, cte: &Cte<'_>, report: &mut Report, out: &mut impl FnMut(&Packet)) {
+        let fid = cte.header.format_id;
+        let link = match fid {
+            FormatId::PACKET | FormatId::EE => Link::Raw,
+            FormatId::OSAENTA => Link::Ethernet,
+            _ => {
+                *self.counts.not_converted.entry(fid).or_default() += 1;
+                return;
+            }
+        };
+        let off = cte.header.data_offset as usize;
+        let b = cte.bytes;
+        let end = b.len() - TRAILER_LEN;
+        // check_head guaranteed off + PTH_len + 2 <= length and PTH_len >= 8.
+        let pth_len = u16::from_be_bytes([b[off], b[off + 1]]) as usize;
+        let hdr = match PtHdr::parse(&b[off..off + pth_len]) {
+            Ok(h) => h,
+            Err(e) => {
+                self.counts.bad_headers += 1;
+                report.skip(cte.offset, Some(cte.record), b.len() as u64, &format!("PTHDR not decodable: {e}"));
+                return;
+            }
+        };
+        let data = &b[(off + pth_len).min(end)..end];
+        if off != HEADER_LEN {
+            report.issue(
+                cte.offset,
+                Some(cte.record),
+                IssueKind::Warning,
+                0,
+                format!("CTE data offset {off} instead of {HEADER_LEN}: PTHDR read from there"),
+            );
+        }
+        let time_tod = match (self.opts.time, hdr.time) {
+            (TimeSource::Capture, Some(t)) if t.is_plausible() => t,
+            (TimeSource::Capture, Some(t)) => {
+                self.counts.bad_times += 1;
+                report.issue(
+                    cte.offset,
+                    Some(cte.record),
+                    IssueKind::Warning,
+                    0,
+                    format!("PTH_Time X'{:016X}' is not a plausible date: buffer time used", t.0),
+                );
+                cte.header.buffer_time
+            }
+            _ => cte.header.buffer_time,
+        };
+        let time_ns = time_tod.unix_ns(self.opts.leap_seconds);
+
+        if hdr.seq != 0 {
+            let continues = match &self.open {
+                Some(o) => {
+                    hdr.seq == self.next_seq && o.header.time == hdr.time && o.format == fid && hdr.tlen as usize == self.want_total
+                }
+                None => false,
+            };
+            if continues {
+                let o = self.open.as_mut().expect("checked above");
+                o.data.extend_from_slice(data);
+                o.segments += 1;
+                self.next_seq = next_seq(hdr.seq);
+                if o.data.len() >= self.want_total {
+                    let p = self.open.take().expect("checked above");
+                    self.emit(p, report, out);
+                }
+                return;
+            }
+            self.close_open(report, out);
+            self.counts.orphan_segments += 1;
+            report.issue(
+                cte.offset,
+                Some(cte.record),
+                IssueKind::Segment,
+                data.len() as u64,
+                format!(
+                    "segment {} ({} bytes) belongs to no segmented packet: not converted",
+                    hdr.seq,
+                    data.len()
+                ),
+            );
+            return;
+        }
+        self.close_open(report, out);
+        let name = hdr.name.map(|n| self.opts.code_page.decode_name(&n.0)).unwrap_or_default();
+        let p = Packet {
+            offset: cte.offset,
+            record: cte.record,
+            format: fid,
+            link,
+            time_ns,
+            interface: name,
+            dev_type: hdr.dev_type,
+            flags: hdr.flags,
+            data: data.to_vec(),
+            orig_len: 0,
+            discard: DiscardCode(hdr.discard()),
+            segments: 1,
+            incomplete: false,
+            header: hdr,
+        };
+        let total = p.header.tlen as usize;
+        if data.len() < total {
+            self.want_total = total;
+            self.next_seq = 1;
+            self.open = Some(p);
+        } else {
+            self.want_total = 0;
+            self.emit(p, report, out);
+        }
+    }
+
+    /// End of input: an open set is emitted as incomplete.
+    pub fn finish(&mut self, report: &mut Report, out: &mut impl FnMut(&Packet)) {
+        self.close_open(report, out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trace::cte::CteHeader;
+    use crate::trace::tod::Tod;
+
+    fn cte_bytes(seq: u8, tlen: u32, plen: u16, data: &[u8], time: u64) -> Vec<u8> {
+        let mut h = PtHdr::with_len(92);
+        h.seq = seq;
+        h.tlen = tlen;
+        h.plen = Some(plen);
+        h.time = Some(Tod(time));
+        h.flags = Flags(1);
+        h.name = Some(crate::trace::pthdr::NameField(
+            CodePage::Cp037.encode_name("OSAQDIO1", 16).try_into().unwrap(),
+        ));
+        let hb = h.to_bytes();
+        let len = (16 + hb.len() + data.len() + 2) as u16;
+        let mut v = Vec::new();
+        v.extend(len.to_be_bytes());
+        v.extend(16u16.to_be_bytes());
+        v.extend(4u32.to_be_bytes());
+        v.extend(0xDE6E_758D_DC00_0000u64.to_be_bytes());
+        v.extend(hb);
+        v.extend(data);
+        v.extend(len.to_be_bytes());
+        v
+    }
+
+    fn run(ctes: &[Vec<u8>]) -> (Vec<Packet>, Report, Counts) {
+        let mut a = Assembler::new(Options::default());
+        let mut r = Report::default();
+        let mut out = Vec::new();
+        for (i, b) in ctes.iter().enumerate() {
+            let c = Cte {
+                offset: i as u64 * 1000,
+                record: 1,
+                header: crate::trace::cte::check(b).unwrap(),
+                bytes: b,
+            };
+            let _: CteHeader = c.header;
+            a.push(&c, &mut r, &mut |p| out.push(p.clone()));
+        }
+        a.finish(&mut r, &mut |p| out.push(p.clone()));
+        (out, r, a.counts)
+    }
+
+    #[test]
+    fn whole_packet_keeps_header_fields() {
+        let (v, r, _) = run(&[cte_bytes(0, 20, 20, &[0x45; 20], 0xDE6E_758D_DC00_1000)]);
+        assert_eq!(v.len(), 1);
+        assert_eq!(v[0].interface, "OSAQDIO1");
+        assert!(v[0].outbound());
+        assert_eq!(v[0].orig_len, 20);
+        assert_eq!(v[0].time_ns, Tod(0xDE6E_758D_DC00_1000).unix_ns(0));
+        assert!(r.clean());
+    }
+
+    #[test]
+    fn segments_join_across_the_255_to_1_wrap() {
+        // 300 segments of 2 bytes: seq 0, 1..=255, 1..=44.
+        let total = 600u32;
+        let mut ctes = Vec::new();
+        let mut seq = 0u8;
+        for i in 0..300u32 {
+            ctes.push(cte_bytes(seq, total, 600, &[(i % 251) as u8; 2], 0xDE6E_758D_DC00_0000));
+            seq = if i == 0 { 1 } else { next_seq(seq) };
+        }
+        let (v, r, c) = run(&ctes);
+        assert_eq!(v.len(), 1, "{:?}", r.issues);
+        assert_eq!(v[0].data.len(), 600);
+        assert_eq!(v[0].segments, 300);
+        assert_eq!(v[0].data[598], (299 % 251) as u8);
+        assert_eq!(c.reassembled, 1);
+        assert!(r.clean());
+    }
+
+    #[test]
+    fn cut_set_is_kept_incomplete_with_true_length_and_orphans_are_counted() {
+        let t = 0xDE6E_758D_DC00_0000;
+        let ctes = vec![
+            cte_bytes(0, 30, 1500, &[1; 10], t),
+            cte_bytes(1, 30, 1500, &[2; 10], t),
+            // segment 2 lost; a new packet starts
+            cte_bytes(0, 5, 5, &[3; 5], t + 1),
+            cte_bytes(4, 30, 1500, &[4; 10], t),
+        ];
+        let (v, r, c) = run(&ctes);
+        assert_eq!(v.len(), 2);
+        assert!(v[0].incomplete);
+        assert_eq!(v[0].data.len(), 20);
+        assert_eq!(v[0].orig_len, 1500);
+        assert!(!v[0].abbreviated());
+        assert!(!v[1].incomplete);
+        assert_eq!(c.orphan_segments, 1);
+        assert_eq!(c.incomplete, 1);
+        assert!(!r.clean());
+    }
+
+    #[test]
+    fn abbreviated_packet_keeps_original_length() {
+        let (v, _, c) = run(&[cte_bytes(0, 200, 1500, &[0x45; 200], 0xDE6E_758D_DC00_0000)]);
+        assert_eq!(v[0].orig_len, 1500);
+        assert!(v[0].abbreviated());
+        assert_eq!(c.abbreviated, 1);
+    }
+}

@@ -204,6 +204,11 @@ impl<R: Read> Deframer<R> {
         self.framing
     }
 
+    /// Bytes of the file consumed so far.
+    pub fn consumed(&self) -> u64 {
+        self.offset
+    }
+
     /// Makes at least `n` bytes available after `start` unless the file ends first.
     fn want(&mut self, n: usize) -> io::Result<bool> {
         while self.buf.len() - self.start < n && !self.eof {

@@ -80,6 +80,8 @@ pub struct Report {
     /// Bytes that could not be decoded.
     pub bytes_skipped: u64,
     pub resyncs: u64,
+    /// Bytes of the CTEs found.
+    pub cte_bytes: u64,
     /// CTEs by format id (lost-record notices under their own id).
     pub ctes: BTreeMap<FormatId, u64>,
     /// Lost-record notices (format id high byte X'FF').
@@ -119,6 +121,13 @@ impl Report {
             len,
             format!("{len} bytes skipped: {why}"),
         );
+    }
+
+    /// Bytes read that no counter explains; 0 when every byte is accounted for as
+    /// descriptor, writer header, padding, skipped or CTE bytes.
+    pub fn unaccounted(&self) -> i128 {
+        self.bytes_read as i128
+            - (self.framing_bytes + self.header_bytes + self.padding_bytes + self.bytes_skipped + self.cte_bytes) as i128
     }
 
     /// True when nothing was skipped, resynchronised, truncated or left undecoded.

@@ -58,7 +58,6 @@ pub struct Cte<'a> {
 struct Seg {
     stream: u64,
     file: u64,
-    len: u64,
     record: u64,
     /// First stream byte after a writer header (a record start).
     starts_record: bool,
@@ -79,6 +78,8 @@ pub struct Scanner<R> {
     eof: bool,
     /// Raw stream without boundaries: length of the header seen before the first CTE.
     raw_header: Option<usize>,
+    /// The start of a raw stream has been dealt with.
+    started: bool,
     report: Report,
     scratch: Vec<u8>,
 }
@@ -268,6 +269,7 @@ impl<R: Read> Scanner<R> {
             header_left: 0,
             raw_header: (!boundaries && opts.header_len.is_some()).then_some(layout.header_len),
             layout,
+            started: false,
             win: Vec::with_capacity(2 << 20),
             pos: 0,
             base: 0,
@@ -306,9 +308,10 @@ impl<R: Read> Scanner<R> {
         self.scratch.clear();
         let Some(piece) = self.deframer.next_into(&mut self.scratch, &mut self.report)? else {
             self.eof = true;
+            self.report.bytes_read = self.deframer.consumed();
             return Ok(false);
         };
-        self.report.bytes_read = piece.offset + piece.len as u64;
+        self.report.bytes_read = self.deframer.consumed();
         let mut data = &self.scratch[..];
         let mut file = piece.offset;
         if piece.starts_record {
@@ -328,7 +331,6 @@ impl<R: Read> Scanner<R> {
         self.segs.push_back(Seg {
             stream,
             file,
-            len: data.len() as u64,
             record: piece.record,
             starts_record: piece.starts_record && self.boundaries(),
         });
@@ -468,9 +470,39 @@ impl<R: Read> Scanner<R> {
 
     /// The next CTE, or `None` at end of file. Damage on the way is reported and skipped.
     pub fn next(&mut self) -> io::Result<Option<Cte<'_>>> {
+        Ok(self.next_split()?.0)
+    }
+
+    /// Like `next`, and also lends the report, so a caller can record what it finds in
+    /// the CTE while holding it.
+    pub fn next_split(&mut self) -> io::Result<(Option<Cte<'_>>, &mut Report)> {
+        let found = self.advance()?;
+        let located = found.map(|(p, l, header)| (p, l, header, self.locate(self.base + p as u64)));
+        let win = &self.win;
+        let cte = located.map(|(p, l, header, (offset, record))| Cte {
+            offset,
+            record,
+            header,
+            bytes: &win[p..p + l],
+        });
+        Ok((cte, &mut self.report))
+    }
+
+    /// Finds the next CTE: its window position, length and header.
+    fn advance(&mut self) -> io::Result<Option<(usize, usize, CteHeader)>> {
         loop {
             self.compact();
             // Raw streams: bytes before the first CTE are the writer header.
+            if !self.boundaries() && self.base == 0 && self.pos == 0 && self.raw_header.is_some() && !self.started {
+                // A header length given by the user: strip it from the start of the stream.
+                self.started = true;
+                let h = self.raw_header.unwrap_or(0);
+                if self.want(h)? {
+                    self.report.header_bytes += h as u64;
+                    (self.layout.component, self.layout.system) = header_names(&self.win[..h]);
+                    self.pos = h;
+                }
+            }
             if !self.boundaries() && self.base == 0 && self.pos == 0 && self.raw_header.is_none() {
                 let mut q = 0;
                 while q <= MAX_HEADER {
@@ -564,17 +596,12 @@ impl<R: Read> Scanner<R> {
                 continue;
             }
             self.pos = p + l;
+            self.report.cte_bytes += l as u64;
             *self.report.ctes.entry(head.format_id).or_default() += 1;
             if head.format_id.is_lost_notice() {
                 self.report.lost_notices += 1;
             }
-            let (offset, record) = self.locate(self.base + p as u64);
-            return Ok(Some(Cte {
-                offset,
-                record,
-                header: head,
-                bytes: &self.win[p..p + l],
-            }));
+            return Ok(Some((p, l, head)));
         }
     }
 }
@@ -604,7 +631,10 @@ mod tests {
             v.push((c.offset, c.bytes.to_vec()));
         }
         let l = s.layout().clone();
-        (v, s.into_report(), l)
+        let r = s.into_report();
+        assert_eq!(r.unaccounted(), 0, "{r:?}");
+        assert_eq!(r.bytes_read as usize, bytes.len());
+        (v, r, l)
     }
 
     fn rdw(body: &[u8]) -> Vec<u8> {

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Benchmark: zctrace convert on a large synthesized trace, side by side with the read
+# and read+write floors (cat, cp) and with Wireshark's tools on the equivalent pcap.
+#
+#   benches/convert.sh [SIZE]       SIZE of the trace, default 1G (K/M/G suffixes)
+#
+# Prints wall seconds, throughput and peak memory (max RSS) per command. All runs are
+# warm-cache: the files are read once before timing so every command pays the same.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SIZE=${1:-1G}
+CAPTURE=${CAPTURE:-../shared/captures/ftp_pasv_many_transfers_cwd__zeek.pcap}
+WORK=${WORK:-$(mktemp -d /tmp/zctrace-bench.XXXXXX)}
+trap 'rm -rf "$WORK"' EXIT
+
+for t in editcap tshark /usr/bin/time; do
+  command -v "$t" >/dev/null || { echo "missing $t (apt-get install tshark time)"; exit 2; }
+done
+cargo build --release --quiet
+Z=target/release/zctrace
+
+echo "making a $SIZE trace from $(basename "$CAPTURE") ..."
+$Z synth "$CAPTURE" -o "$WORK/big.trace" --framing rdw --record-header 64 --record-length 32000 \
+  --straddle --target-size "$SIZE" >/dev/null
+# The equivalent pcap: the same packets, by zctrace itself, then editcap to classic pcap.
+$Z convert "$WORK/big.trace" -o "$WORK/ref" --quiet
+editcap -F pcap "$WORK/ref/big.trace.pcapng" "$WORK/big.pcap"
+rm -rf "$WORK/ref"
+bytes=$(stat -c %s "$WORK/big.trace")
+pbytes=$(stat -c %s "$WORK/big.pcap")
+packets=$(capinfos -c -M "$WORK/big.pcap" | awk -F: '/Number of packets/ {gsub(/ /,"",$2); print $2}')
+cat "$WORK/big.trace" "$WORK/big.pcap" >/dev/null
+
+run() { # label, input bytes, command...
+  local label=$1 in=$2; shift 2
+  /usr/bin/time -f "%e %M" -o "$WORK/t" "$@" >/dev/null 2>"$WORK/err" || { echo "$label failed:"; cat "$WORK/err"; return; }
+  read -r secs rss <"$WORK/t"
+  awk -v l="$label" -v s="$secs" -v r="$rss" -v b="$in" \
+    'BEGIN { printf "%-34s %8.2f s %9.0f MB/s %8.1f MiB\n", l, s, (s > 0 ? b / s / 1e6 : 0), r / 1024 }'
+}
+
+echo
+echo "trace: $bytes bytes, pcap: $pbytes bytes, $packets packets ($(nproc) cores)"
+printf "%-34s %10s %14s %12s\n" command wall throughput "peak RSS"
+run "cat trace (read floor)" "$bytes" cat "$WORK/big.trace"
+run "cp trace (read+write floor)" "$bytes" cp "$WORK/big.trace" "$WORK/copy"; rm -f "$WORK/copy"
+run "editcap -F pcapng (pcap)" "$pbytes" editcap -F pcapng "$WORK/big.pcap" "$WORK/e.pcapng"; rm -f "$WORK/e.pcapng"
+run "tshark -r pcap -w pcapng" "$pbytes" tshark -r "$WORK/big.pcap" -w "$WORK/t.pcapng"; rm -f "$WORK/t.pcapng"
+run "zctrace convert (trace)" "$bytes" $Z convert "$WORK/big.trace" -o "$WORK/out" --quiet; rm -rf "$WORK/out"
+run "zctrace convert --libpcap" "$bytes" $Z convert "$WORK/big.trace" -o "$WORK/out" --quiet --libpcap; rm -rf "$WORK/out"
+run "zctrace info (decode only)" "$bytes" $Z info "$WORK/big.trace"

@@ -1,0 +1,143 @@
+//! The command line end to end: outputs, summaries, exit codes 0/1/2, temporary names,
+//! batches with a bad file, broken pipes.
+
+mod common;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+fn sample(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("samples").join(name)
+}
+
+fn tmpdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("zctrace-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn zctrace(args: &[&std::ffi::OsStr]) -> std::process::Output {
+    Command::new(common::bin()).args(args).output().unwrap()
+}
+
+#[test]
+fn clean_sample_converts_with_exit_0_and_no_temporary_files() {
+    let dir = tmpdir("clean");
+    let out = zctrace(&["convert".as_ref(), sample("ftp_rdw.trace").as_os_str(), "-o".as_ref(), dir.as_os_str()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("framing RDW (detected)"), "{text}");
+    assert!(text.contains("status: clean"), "{text}");
+    let files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(files, ["ftp_rdw.trace.pcapng"]);
+    let got = common::read(&std::fs::read(dir.join("ftp_rdw.trace.pcapng")).unwrap());
+    assert!(got.packets.len() > 50);
+    assert!(got.shb_comments[0].contains("framing RDW"), "{:?}", got.shb_comments);
+    assert!(got.shb_comments[0].contains("component SYSTCPDA"), "{:?}", got.shb_comments);
+    assert!(got.shb_userappl.as_deref().unwrap_or("").starts_with("zctrace "));
+}
+
+#[test]
+fn damaged_sample_exits_1_and_names_the_offset() {
+    let dir = tmpdir("damaged");
+    let out = zctrace(&["convert".as_ref(), sample("damaged.trace").as_os_str(), "-o".as_ref(), dir.as_os_str()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("bytes skipped"), "{text}");
+    assert!(text.contains("offset "), "{text}");
+    assert!(dir.join("damaged.trace.pcapng").exists());
+}
+
+#[test]
+fn batch_with_a_missing_file_exits_2_and_converts_the_rest() {
+    let dir = tmpdir("batch");
+    let out = zctrace(&[
+        "convert".as_ref(),
+        "/nonexistent/x.trace".as_ref(),
+        sample("ftp_rdw.trace").as_os_str(),
+        sample("tls_raw_straddle.trace").as_os_str(),
+        "-o".as_ref(),
+        dir.as_os_str(),
+        "--quiet".as_ref(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/nonexistent/x.trace"), "{err}");
+    assert!(dir.join("ftp_rdw.trace.pcapng").exists());
+    assert!(dir.join("tls_raw_straddle.trace.pcapng").exists());
+    assert!(out.stdout.is_empty(), "--quiet prints no summary");
+}
+
+#[test]
+fn bad_arguments_exit_2() {
+    let out = zctrace(&["convert".as_ref(), "--framing".as_ref(), "xyz".as_ref()]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = zctrace(&["info".as_ref()]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn info_and_forced_layout() {
+    let out = zctrace(&["info".as_ref(), sample("tls_raw_straddle.trace").as_os_str()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("framing raw (detected)"), "{text}");
+    assert!(text.contains("writer header 64 bytes (learned)"), "{text}");
+    // Forcing a wrong header length is obeyed and shows up as damage.
+    let out = zctrace(&[
+        "info".as_ref(),
+        sample("ftp_rdw.trace").as_os_str(),
+        "--record-header".as_ref(),
+        "60".as_ref(),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("writer header 60 bytes (forced)"), "{text}");
+}
+
+#[test]
+fn dump_into_a_closed_pipe_is_not_an_error() {
+    let mut child = Command::new(common::bin())
+        .arg("dump")
+        .arg(sample("ftp_rdw.trace"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 64];
+    child.stdout.as_mut().unwrap().read_exact(&mut first).unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&first).starts_with("framing RDW"));
+}
+
+#[test]
+fn synth_then_convert_from_the_command_line() {
+    let dir = tmpdir("synth");
+    let trace = dir.join("x.trace");
+    let cap = common::captures_dir().join("dns_over_tcp__tcpdump.pcap");
+    let out = zctrace(&[
+        "synth".as_ref(),
+        cap.as_os_str(),
+        "-o".as_ref(),
+        trace.as_os_str(),
+        "--framing".as_ref(),
+        "bdw".as_ref(),
+        "--max-cte".as_ref(),
+        "200".as_ref(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = zctrace(&["convert".as_ref(), trace.as_os_str(), "-o".as_ref(), dir.as_os_str()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("framing BDW+RDW (detected)"), "{text}");
+    assert!(text.contains("11 packets"), "{text}");
+    assert!(text.contains("reassembled"), "{text}");
+}

@@ -1,0 +1,161 @@
+//! The reference readers agree: tshark reads our pcapng with the same times, lengths,
+//! interfaces, directions and comments; capinfos sees if_tsresol; tcpdump and tcptrace
+//! accept the --libpcap output. These run in CI (ZCTRACE_REQUIRE_TOOLS=1) and skip,
+//! saying so, on a machine without the tools.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use zctrace::synth::{self, Expected};
+use zctrace::trace::{DiscardCode, DiscardTable, Framing};
+
+/// Synthesizes a trace from a shared capture and runs the zctrace binary on it.
+fn convert_file(dir: &Path, capture: &str, o: &synth::Options, extra: &[&str]) -> (std::path::PathBuf, Vec<Expected>) {
+    let cap = std::fs::read(common::captures_dir().join(capture)).unwrap();
+    let mut trace = Vec::new();
+    let mut exp = Vec::new();
+    synth::synthesize(&cap[..], &mut trace, o, Some(&mut exp)).unwrap();
+    let tpath = dir.join(format!("{capture}.trace"));
+    std::fs::write(&tpath, &trace).unwrap();
+    let out = Command::new(common::bin())
+        .arg("convert")
+        .arg(&tpath)
+        .arg("-o")
+        .arg(dir)
+        .arg("--quiet")
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let ext = if extra.contains(&"--libpcap") { "pcap" } else { "pcapng" };
+    (dir.join(format!("{capture}.trace.{ext}")), exp)
+}
+
+fn tmpdir(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("zctrace-tools-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[test]
+fn tshark_reads_what_we_wrote() {
+    if !common::have_tool("tshark") {
+        return;
+    }
+    let dir = tmpdir("tshark");
+    let cases: Vec<(&str, synth::Options)> = vec![
+        (
+            "ftp_ipv6_eprt_epsv__zeek.pcap",
+            synth::Options {
+                framing: Framing::Bdw,
+                header_len: 100,
+                straddle: true,
+                max_cte: 512,
+                discard_every: Some(7),
+                ..Default::default()
+            },
+        ),
+        (
+            "tls10_sni_extensions__zeek.pcap",
+            synth::Options {
+                framing: Framing::Raw,
+                abbrev: Some(200),
+                ..Default::default()
+            },
+        ),
+        (
+            "vlan_pcp_dei_mixed_tagging__zeek.pcapng",
+            synth::Options {
+                osaenta: true,
+                discard_every: Some(2),
+                ..Default::default()
+            },
+        ),
+    ];
+    let discards = DiscardTable::default();
+    for (capture, o) in &cases {
+        let (pcapng, exp) = convert_file(&dir, capture, o, &[]);
+        let out = Command::new("tshark")
+            .arg("-r")
+            .arg(&pcapng)
+            .args(["-T", "fields", "-E", "separator=|", "-E", "occurrence=a", "-E", "aggregator=;"])
+            .args(["-e", "frame.time_epoch", "-e", "frame.len", "-e", "frame.cap_len"])
+            .args(["-e", "frame.interface_name", "-e", "frame.packet_flags_direction", "-e", "frame.comment"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "tshark: {}", String::from_utf8_lossy(&out.stderr));
+        let text = String::from_utf8(out.stdout).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), exp.len(), "{capture}: frames");
+        for (i, (line, e)) in lines.iter().zip(&exp).enumerate() {
+            let f: Vec<&str> = line.split('|').collect();
+            let ctx = format!("{capture} frame {}: {line}", i + 1);
+            let want_time = format!("{}.{:09}", e.time_ns.div_euclid(1_000_000_000), e.time_ns.rem_euclid(1_000_000_000));
+            assert_eq!(f[0], want_time, "{ctx}");
+            assert_eq!(f[1].parse::<u32>().unwrap(), e.orig_len, "{ctx}");
+            assert_eq!(f[2].parse::<usize>().unwrap(), e.data.len(), "{ctx}");
+            assert_eq!(f[3], e.interface, "{ctx}");
+            let dir_flag = i64::from_str_radix(f[4].trim_start_matches("0x"), 16).unwrap();
+            assert_eq!(dir_flag, if e.outbound { 2 } else { 1 }, "{ctx}");
+            if e.discard != 0 {
+                assert!(f[5].contains(&discards.comment(DiscardCode(e.discard))), "{ctx}");
+            } else {
+                assert!(!f[5].contains("discarded"), "{ctx}");
+            }
+            assert_eq!(f[5].contains("abbreviated: "), (e.data.len() as u32) < e.orig_len, "{ctx}");
+            assert_eq!(f[5].contains("reassembled from"), e.segments > 1, "{ctx}");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn capinfos_sees_nanosecond_resolution_and_interfaces() {
+    if !common::have_tool("capinfos") {
+        return;
+    }
+    let dir = tmpdir("capinfos");
+    let (pcapng, exp) = convert_file(&dir, "tls12__zeek.pcap", &synth::Options::default(), &[]);
+    let out = Command::new("capinfos").arg("-M").arg(&pcapng).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains(&format!("Number of packets:   {}", exp.len())), "{text}");
+    assert!(text.contains("nanoseconds (9)"), "{text}");
+    assert!(text.contains("Name = OSAQDIO1"), "{text}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn tcpdump_and_tcptrace_accept_the_libpcap_output() {
+    let tcpdump = common::have_tool("tcpdump");
+    let tcptrace = common::have_tool("tcptrace");
+    if !tcpdump && !tcptrace {
+        return;
+    }
+    let dir = tmpdir("libpcap");
+    let (pcap, exp) = convert_file(
+        &dir,
+        "ftp_ipv4_active_port_and_passive_pasv__zeek.pcap",
+        &synth::Options::default(),
+        &["--libpcap"],
+    );
+    if tcpdump {
+        let out = Command::new("tcpdump").args(["-n", "-r"]).arg(&pcap).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(text.lines().count(), exp.len());
+        assert!(text.contains(".21: Flags [S.]") || text.contains(".21 > "), "{text}");
+    }
+    if tcptrace {
+        let out = Command::new("tcptrace").args(["-n", "-l"]).arg(&pcap).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{text}");
+        // 1 control + 4 data connections in this capture.
+        assert!(text.contains("5 TCP connections traced"), "{text}");
+        assert!(text.contains(&format!("{} packets seen", exp.len())), "{text}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
