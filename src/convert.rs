@@ -76,10 +76,15 @@ impl Summary {
             s,
             "  framing {} ({}), writer header {} bytes ({}){}{}",
             l.framing.map_or("?", |f| f.name()),
-            if l.framing_forced { "forced" } else { "detected" },
+            if l.framing_forced {
+                "forced"
+            } else {
+                "detected"
+            },
             l.header_len,
             if l.header_forced { "forced" } else { "learned" },
-            l.fixed_record.map_or(String::new(), |n| format!(", raw records of {n} bytes")),
+            l.fixed_record
+                .map_or(String::new(), |n| format!(", raw records of {n} bytes")),
             match (&l.component, &l.system) {
                 (Some(c), Some(y)) => format!(", component {c}, system {y}"),
                 (Some(c), None) => format!(", component {c}"),
@@ -90,14 +95,22 @@ impl Summary {
             let _ = writeln!(s, "  time {} .. {}", iso8601(a), iso8601(b));
         }
         if !self.interfaces.is_empty() {
-            let v: Vec<String> = self.interfaces.iter().map(|(k, n)| format!("{k} {n}")).collect();
+            let v: Vec<String> = self
+                .interfaces
+                .iter()
+                .map(|(k, n)| format!("{k} {n}"))
+                .collect();
             let _ = writeln!(s, "  interfaces: {}", v.join(", "));
         }
         let v: Vec<String> = r
             .ctes
             .iter()
             .map(|(f, n)| {
-                let not = if c.not_converted.contains_key(f) { ", not converted" } else { "" };
+                let not = if c.not_converted.contains_key(f) {
+                    ", not converted"
+                } else {
+                    ""
+                };
                 format!("{f} {} {n}{not}", f.name())
             })
             .collect();
@@ -108,22 +121,36 @@ impl Summary {
             let v: Vec<String> = self
                 .discards
                 .iter()
-                .map(|(code, n)| format!("{code} {} x{n}", discards.describe(crate::trace::DiscardCode(*code))))
+                .map(|(code, n)| {
+                    format!(
+                        "{code} {} x{n}",
+                        discards.describe(crate::trace::DiscardCode(*code))
+                    )
+                })
                 .collect();
             let _ = writeln!(s, "  discards: {}", v.join("; "));
         }
         let _ = writeln!(
             s,
             "  bytes: {} read, {} skipped, {} resyncs, {} padding, {} writer headers, {} descriptors",
-            r.bytes_read, r.bytes_skipped, r.resyncs, r.padding_bytes, r.header_bytes, r.framing_bytes
+            r.bytes_read,
+            r.bytes_skipped,
+            r.resyncs,
+            r.padding_bytes,
+            r.header_bytes,
+            r.framing_bytes
         );
         if r.lost_notices > 0 {
-            let _ = writeln!(s, "  the trace itself noted lost records {} times", r.lost_notices);
+            let _ = writeln!(
+                s,
+                "  the trace itself noted lost records {} times",
+                r.lost_notices
+            );
         }
         if l.sample_errors > 0 {
             let _ = writeln!(
                 s,
-                "  {} sample record(s) did not fit the learned writer header length",
+                "  writer header learned past {} break(s) in the sampled records' CTE chains (damage; see below)",
                 l.sample_errors
             );
         }
@@ -241,5 +268,6 @@ pub fn parse_format_id(s: &str) -> Result<FormatId, String> {
     } else {
         s.parse()
     };
-    v.map(FormatId).map_err(|_| format!("format id {s:?} is not a number"))
+    v.map(FormatId)
+        .map_err(|_| format!("format id {s:?} is not a number"))
 }

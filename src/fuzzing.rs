@@ -39,7 +39,9 @@ pub fn scan(data: &[u8]) {
             header_len: data.first().map(|&b| b as usize),
         },
     ] {
-        let Ok(mut s) = Scanner::open(data, &opts) else { return };
+        let Ok(mut s) = Scanner::open(data, &opts) else {
+            return;
+        };
         while let Ok(Some(c)) = s.next() {
             assert!(cte::check(c.bytes).is_ok());
         }
@@ -69,7 +71,11 @@ pub fn reassembly(data: &[u8]) {
     let mut rest = data;
     let mut emitted = 0u64;
     while rest.len() >= 4 {
-        let (seq, tlen, n) = (rest[0], u16::from_be_bytes([rest[1], rest[2]]) as u32, rest[3] as usize);
+        let (seq, tlen, n) = (
+            rest[0],
+            u16::from_be_bytes([rest[1], rest[2]]) as u32,
+            rest[3] as usize,
+        );
         rest = &rest[4..];
         let chunk = &rest[..n.min(rest.len())];
         rest = &rest[chunk.len()..];

@@ -22,7 +22,11 @@ use zctrace::trace::tod::parse_iso8601;
 use zctrace::trace::{self, DiscardTable, Framing};
 
 #[derive(Parser)]
-#[command(name = "zctrace", version, about = "z/OS TCP/IP component traces (SYSTCPDA, SYSTCPOT) to pcapng")]
+#[command(
+    name = "zctrace",
+    version,
+    about = "z/OS TCP/IP component traces (SYSTCPDA, SYSTCPOT) to pcapng"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -205,8 +209,10 @@ fn parse_time(s: &str) -> Result<i64, String> {
 fn parse_discard(s: &str) -> Result<(u64, u16), String> {
     let (n, c) = s.split_once('=').ok_or("use N=CODE, e.g. 5=4114")?;
     Ok((
-        n.parse().map_err(|_| format!("{n:?} is not a packet number"))?,
-        c.parse().map_err(|_| format!("{c:?} is not a discard code 0-65535"))?,
+        n.parse()
+            .map_err(|_| format!("{n:?} is not a packet number"))?,
+        c.parse()
+            .map_err(|_| format!("{c:?} is not a discard code 0-65535"))?,
     ))
 }
 
@@ -268,8 +274,10 @@ enum Status {
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
-    e.chain()
-        .any(|c| c.downcast_ref::<io::Error>().is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe))
+    e.chain().any(|c| {
+        c.downcast_ref::<io::Error>()
+            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+    })
 }
 
 fn main() -> ExitCode {
@@ -308,7 +316,8 @@ fn run(cli: Cli) -> Result<Status> {
             decode,
         } => {
             let discards = decode.discards()?;
-            let f = File::open(&trace).with_context(|| format!("{}: cannot open", trace.display()))?;
+            let f =
+                File::open(&trace).with_context(|| format!("{}: cannot open", trace.display()))?;
             let o = dump::Options {
                 scan: trace::Options {
                     framing: decode.framing,
@@ -323,7 +332,11 @@ fn run(cli: Cli) -> Result<Status> {
             let mut w = BufWriter::with_capacity(1 << 16, stdout);
             let report = dump::dump(f, &mut w, &o, &discards)?;
             w.flush()?;
-            Ok(if report.clean() { Status::Clean } else { Status::Problems })
+            Ok(if report.clean() {
+                Status::Clean
+            } else {
+                Status::Problems
+            })
         }
         Cmd::Synth(a) => synth_file(a),
     }
@@ -364,7 +377,8 @@ fn convert_one(
     }
     let tmp = dest.with_file_name(format!(
         ".{}.{}.tmp",
-        dest.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+        dest.file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
         std::process::id()
     ));
     let w = File::create(&tmp).with_context(|| format!("{}: cannot create", tmp.display()))?;
@@ -383,7 +397,8 @@ fn convert_one(
         return Err(anyhow::Error::new(e).context(format!("{}: cannot write", tmp.display())));
     }
     drop(w);
-    std::fs::rename(&tmp, dest).with_context(|| format!("{}: cannot rename to {}", tmp.display(), dest.display()))?;
+    std::fs::rename(&tmp, dest)
+        .with_context(|| format!("{}: cannot rename to {}", tmp.display(), dest.display()))?;
     bar.finish_and_clear();
     Ok(summary)
 }
@@ -397,8 +412,13 @@ fn convert_files(
     filter: &FilterArgs,
 ) -> Result<Status> {
     let discards = decode.discards()?;
-    std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create directory", out.display()))?;
-    let output = if libpcap { Output::Libpcap } else { Output::Pcapng };
+    std::fs::create_dir_all(out)
+        .with_context(|| format!("{}: cannot create directory", out.display()))?;
+    let output = if libpcap {
+        Output::Libpcap
+    } else {
+        Output::Pcapng
+    };
     let opts = decode.options(filter, output);
     let dests = output_names(traces, out, if libpcap { "pcap" } else { "pcapng" });
     let multi = MultiProgress::with_draw_target(if quiet || !io::stderr().is_terminal() {
@@ -406,14 +426,18 @@ fn convert_files(
     } else {
         ProgressDrawTarget::stderr()
     });
-    let style = ProgressStyle::with_template("{prefix:>20} {bar:30} {bytes}/{total_bytes} {bytes_per_sec}")
-        .unwrap_or_else(|_| ProgressStyle::default_bar());
+    let style =
+        ProgressStyle::with_template("{prefix:>20} {bar:30} {bytes}/{total_bytes} {bytes_per_sec}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar());
     let results: Vec<Result<convert::Summary>> = traces
         .par_iter()
         .zip(dests.par_iter())
         .map(|(t, d)| {
             let bar = multi.add(ProgressBar::new(0).with_style(style.clone()));
-            bar.set_prefix(t.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned()));
+            bar.set_prefix(
+                t.file_name()
+                    .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+            );
             convert_one(t, d, &opts, &discards, &bar)
         })
         .collect();
@@ -466,8 +490,15 @@ fn info_files(traces: &[PathBuf], decode: &DecodeArgs) -> Result<Status> {
         .par_iter()
         .map(|t| {
             let f = File::open(t).with_context(|| format!("{}: cannot open", t.display()))?;
-            let (s, _) = convert::convert(f, io::sink(), &t.display().to_string(), &opts, &discards, |_| {})
-                .with_context(|| t.display().to_string())?;
+            let (s, _) = convert::convert(
+                f,
+                io::sink(),
+                &t.display().to_string(),
+                &opts,
+                &discards,
+                |_| {},
+            )
+            .with_context(|| t.display().to_string())?;
             Ok(s)
         })
         .collect();
@@ -502,9 +533,13 @@ fn synth_file(a: SynthArgs) -> Result<Status> {
         target_bytes: a.target_size,
         ..synth::Options::default()
     };
-    let f = File::open(&a.capture).with_context(|| format!("{}: cannot open", a.capture.display()))?;
+    let f =
+        File::open(&a.capture).with_context(|| format!("{}: cannot open", a.capture.display()))?;
     let tmp = a.out.with_extension("synth.tmp");
-    let w = BufWriter::with_capacity(1 << 20, File::create(&tmp).with_context(|| format!("{}: cannot create", tmp.display()))?);
+    let w = BufWriter::with_capacity(
+        1 << 20,
+        File::create(&tmp).with_context(|| format!("{}: cannot create", tmp.display()))?,
+    );
     let s = synth::synthesize(io::BufReader::with_capacity(1 << 20, f), w, &o, None)
         .with_context(|| a.capture.display().to_string())?;
     std::fs::rename(&tmp, &a.out)?;

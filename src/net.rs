@@ -71,7 +71,9 @@ impl std::str::FromStr for Prefix {
     type Err = String;
     fn from_str(s: &str) -> Result<Prefix, String> {
         let (a, l) = s.split_once('/').unwrap_or((s, ""));
-        let addr: IpAddr = a.parse().map_err(|_| format!("{s:?} is not an IP address or prefix"))?;
+        let addr: IpAddr = a
+            .parse()
+            .map_err(|_| format!("{s:?} is not an IP address or prefix"))?;
         let max = if addr.is_ipv4() { 32 } else { 128 };
         let len = if l.is_empty() {
             max
@@ -92,13 +94,21 @@ impl Prefix {
                 .enumerate()
                 .map(|(i, &x)| {
                     let bits = (len as usize).saturating_sub(i * 8).min(8);
-                    if bits == 0 { 0 } else { x & (0xFFu8 << (8 - bits)) }
+                    if bits == 0 {
+                        0
+                    } else {
+                        x & (0xFFu8 << (8 - bits))
+                    }
                 })
                 .collect()
         }
         match (self.addr, ip) {
-            (IpAddr::V4(a), IpAddr::V4(b)) => masked(&a.octets(), self.len) == masked(&b.octets(), self.len),
-            (IpAddr::V6(a), IpAddr::V6(b)) => masked(&a.octets(), self.len) == masked(&b.octets(), self.len),
+            (IpAddr::V4(a), IpAddr::V4(b)) => {
+                masked(&a.octets(), self.len) == masked(&b.octets(), self.len)
+            }
+            (IpAddr::V6(a), IpAddr::V6(b)) => {
+                masked(&a.octets(), self.len) == masked(&b.octets(), self.len)
+            }
             _ => false,
         }
     }
@@ -113,9 +123,9 @@ pub fn parse_protocol(s: &str) -> Result<u8, String> {
         "icmpv6" | "icmp6" => 58,
         "esp" => 50,
         "gre" => 47,
-        other => other
-            .parse()
-            .map_err(|_| format!("unknown protocol {s:?}: use tcp, udp, icmp, icmpv6 or a number"))?,
+        other => other.parse().map_err(|_| {
+            format!("unknown protocol {s:?}: use tcp, udp, icmp, icmpv6 or a number")
+        })?,
     })
 }
 
@@ -146,13 +156,19 @@ impl Filter {
     }
 
     pub fn matches(&self, p: &Packet) -> bool {
-        if self.from_ns.is_some_and(|t| p.time_ns < t) || self.to_ns.is_some_and(|t| p.time_ns > t) {
+        if self.from_ns.is_some_and(|t| p.time_ns < t) || self.to_ns.is_some_and(|t| p.time_ns > t)
+        {
             return false;
         }
         if self.discarded_only && !p.discard.is_discard() {
             return false;
         }
-        if !self.interfaces.is_empty() && !self.interfaces.iter().any(|i| i.eq_ignore_ascii_case(&p.interface)) {
+        if !self.interfaces.is_empty()
+            && !self
+                .interfaces
+                .iter()
+                .any(|i| i.eq_ignore_ascii_case(&p.interface))
+        {
             return false;
         }
         if !self.formats.is_empty() && !self.formats.contains(&p.format) {
@@ -163,10 +179,9 @@ impl Filter {
         }
         let e = endpoints(p.link, &p.data);
         if !self.hosts.is_empty()
-            && !self
-                .hosts
-                .iter()
-                .any(|h| e.src.is_some_and(|a| h.contains(a)) || e.dst.is_some_and(|a| h.contains(a)))
+            && !self.hosts.iter().any(|h| {
+                e.src.is_some_and(|a| h.contains(a)) || e.dst.is_some_and(|a| h.contains(a))
+            })
         {
             return false;
         }
@@ -191,8 +206,8 @@ mod tests {
 
     // IPv4 TCP 10.0.0.1:21 -> 10.0.0.2:1025, header only.
     const TCP4: [u8; 40] = [
-        0x45, 0, 0, 40, 0, 1, 0, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2, 0, 21, 4, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0x50,
-        0x10, 0x10, 0, 0, 0, 0, 0,
+        0x45, 0, 0, 40, 0, 1, 0, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2, 0, 21, 4, 1, 0, 0, 0, 1,
+        0, 0, 0, 0, 0x50, 0x10, 0x10, 0, 0, 0, 0, 0,
     ];
 
     #[test]

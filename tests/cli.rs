@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 fn sample(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("samples").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("samples")
+        .join(name)
 }
 
 fn tmpdir(name: &str) -> PathBuf {
@@ -25,9 +27,19 @@ fn zctrace(args: &[&std::ffi::OsStr]) -> std::process::Output {
 #[test]
 fn clean_sample_converts_with_exit_0_and_no_temporary_files() {
     let dir = tmpdir("clean");
-    let out = zctrace(&["convert".as_ref(), sample("ftp_rdw.trace").as_os_str(), "-o".as_ref(), dir.as_os_str()]);
+    let out = zctrace(&[
+        "convert".as_ref(),
+        sample("ftp_rdw.trace").as_os_str(),
+        "-o".as_ref(),
+        dir.as_os_str(),
+    ]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(text.contains("framing RDW (detected)"), "{text}");
     assert!(text.contains("status: clean"), "{text}");
     let files: Vec<String> = std::fs::read_dir(&dir)
@@ -38,15 +50,33 @@ fn clean_sample_converts_with_exit_0_and_no_temporary_files() {
     assert_eq!(files, ["ftp_rdw.trace.pcapng"]);
     let got = common::read(&std::fs::read(dir.join("ftp_rdw.trace.pcapng")).unwrap());
     assert!(got.packets.len() > 50);
-    assert!(got.shb_comments[0].contains("framing RDW"), "{:?}", got.shb_comments);
-    assert!(got.shb_comments[0].contains("component SYSTCPDA"), "{:?}", got.shb_comments);
-    assert!(got.shb_userappl.as_deref().unwrap_or("").starts_with("zctrace "));
+    assert!(
+        got.shb_comments[0].contains("framing RDW"),
+        "{:?}",
+        got.shb_comments
+    );
+    assert!(
+        got.shb_comments[0].contains("component SYSTCPDA"),
+        "{:?}",
+        got.shb_comments
+    );
+    assert!(
+        got.shb_userappl
+            .as_deref()
+            .unwrap_or("")
+            .starts_with("zctrace ")
+    );
 }
 
 #[test]
 fn damaged_sample_exits_1_and_names_the_offset() {
     let dir = tmpdir("damaged");
-    let out = zctrace(&["convert".as_ref(), sample("damaged.trace").as_os_str(), "-o".as_ref(), dir.as_os_str()]);
+    let out = zctrace(&[
+        "convert".as_ref(),
+        sample("damaged.trace").as_os_str(),
+        "-o".as_ref(),
+        dir.as_os_str(),
+    ]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains("bytes skipped"), "{text}");
@@ -84,7 +114,10 @@ fn bad_arguments_exit_2() {
 
 #[test]
 fn info_and_forced_layout() {
-    let out = zctrace(&["info".as_ref(), sample("tls_raw_straddle.trace").as_os_str()]);
+    let out = zctrace(&[
+        "info".as_ref(),
+        sample("tls_raw_straddle.trace").as_os_str(),
+    ]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{text}");
     assert!(text.contains("framing raw (detected)"), "{text}");
@@ -111,10 +144,20 @@ fn dump_into_a_closed_pipe_is_not_an_error() {
         .spawn()
         .unwrap();
     let mut first = [0u8; 64];
-    child.stdout.as_mut().unwrap().read_exact(&mut first).unwrap();
+    child
+        .stdout
+        .as_mut()
+        .unwrap()
+        .read_exact(&mut first)
+        .unwrap();
     drop(child.stdout.take());
     let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&first).starts_with("framing RDW"));
 }
 
@@ -133,8 +176,18 @@ fn synth_then_convert_from_the_command_line() {
         "--max-cte".as_ref(),
         "200".as_ref(),
     ]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = zctrace(&["convert".as_ref(), trace.as_os_str(), "-o".as_ref(), dir.as_os_str()]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = zctrace(&[
+        "convert".as_ref(),
+        trace.as_os_str(),
+        "-o".as_ref(),
+        dir.as_os_str(),
+    ]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{text}");
     assert!(text.contains("framing BDW+RDW (detected)"), "{text}");

@@ -13,8 +13,12 @@ fn check(path: &Path, actual: &str) {
         std::fs::write(path, actual).unwrap();
         return;
     }
-    let want = std::fs::read_to_string(path)
-        .unwrap_or_else(|_| panic!("{} missing: run with ZCTRACE_UPDATE_GOLDEN=1", path.display()));
+    let want = std::fs::read_to_string(path).unwrap_or_else(|_| {
+        panic!(
+            "{} missing: run with ZCTRACE_UPDATE_GOLDEN=1",
+            path.display()
+        )
+    });
     if want != actual {
         let line = want
             .lines()
@@ -50,9 +54,23 @@ fn samples_match_their_golden_dump_and_summary() {
         let bytes = std::fs::read(&p).unwrap();
         let mut text = Vec::new();
         dump::dump(&bytes[..], &mut text, &dump::Options::default(), &d).unwrap();
-        check(&golden.join(format!("{name}.dump.txt")), &String::from_utf8(text).unwrap());
-        let (s, _) = convert::convert(&bytes[..], std::io::sink(), &name, &Default::default(), &d, |_| {}).unwrap();
-        check(&golden.join(format!("{name}.summary.txt")), &s.render(&name, &d));
+        check(
+            &golden.join(format!("{name}.dump.txt")),
+            &String::from_utf8(text).unwrap(),
+        );
+        let (s, _) = convert::convert(
+            &bytes[..],
+            std::io::sink(),
+            &name,
+            &Default::default(),
+            &d,
+            |_| {},
+        )
+        .unwrap();
+        check(
+            &golden.join(format!("{name}.summary.txt")),
+            &s.render(&name, &d),
+        );
         n += 1;
     }
     assert!(n >= 5);

@@ -12,7 +12,12 @@ use zctrace::synth::{self, Expected};
 use zctrace::trace::{DiscardCode, DiscardTable, Framing};
 
 /// Synthesizes a trace from a shared capture and runs the zctrace binary on it.
-fn convert_file(dir: &Path, capture: &str, o: &synth::Options, extra: &[&str]) -> (std::path::PathBuf, Vec<Expected>) {
+fn convert_file(
+    dir: &Path,
+    capture: &str,
+    o: &synth::Options,
+    extra: &[&str],
+) -> (std::path::PathBuf, Vec<Expected>) {
     let cap = std::fs::read(common::captures_dir().join(capture)).unwrap();
     let mut trace = Vec::new();
     let mut exp = Vec::new();
@@ -28,8 +33,16 @@ fn convert_file(dir: &Path, capture: &str, o: &synth::Options, extra: &[&str]) -
         .args(extra)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let ext = if extra.contains(&"--libpcap") { "pcap" } else { "pcapng" };
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ext = if extra.contains(&"--libpcap") {
+        "pcap"
+    } else {
+        "pcapng"
+    };
     (dir.join(format!("{capture}.trace.{ext}")), exp)
 }
 
@@ -81,19 +94,50 @@ fn tshark_reads_what_we_wrote() {
         let out = Command::new("tshark")
             .arg("-r")
             .arg(&pcapng)
-            .args(["-T", "fields", "-E", "separator=|", "-E", "occurrence=a", "-E", "aggregator=;"])
-            .args(["-e", "frame.time_epoch", "-e", "frame.len", "-e", "frame.cap_len"])
-            .args(["-e", "frame.interface_name", "-e", "frame.packet_flags_direction", "-e", "frame.comment"])
+            .args([
+                "-T",
+                "fields",
+                "-E",
+                "separator=|",
+                "-E",
+                "occurrence=a",
+                "-E",
+                "aggregator=;",
+            ])
+            .args([
+                "-e",
+                "frame.time_epoch",
+                "-e",
+                "frame.len",
+                "-e",
+                "frame.cap_len",
+            ])
+            .args([
+                "-e",
+                "frame.interface_name",
+                "-e",
+                "frame.packet_flags_direction",
+                "-e",
+                "frame.comment",
+            ])
             .output()
             .unwrap();
-        assert!(out.status.success(), "tshark: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "tshark: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let text = String::from_utf8(out.stdout).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), exp.len(), "{capture}: frames");
         for (i, (line, e)) in lines.iter().zip(&exp).enumerate() {
             let f: Vec<&str> = line.split('|').collect();
             let ctx = format!("{capture} frame {}: {line}", i + 1);
-            let want_time = format!("{}.{:09}", e.time_ns.div_euclid(1_000_000_000), e.time_ns.rem_euclid(1_000_000_000));
+            let want_time = format!(
+                "{}.{:09}",
+                e.time_ns.div_euclid(1_000_000_000),
+                e.time_ns.rem_euclid(1_000_000_000)
+            );
             assert_eq!(f[0], want_time, "{ctx}");
             assert_eq!(f[1].parse::<u32>().unwrap(), e.orig_len, "{ctx}");
             assert_eq!(f[2].parse::<usize>().unwrap(), e.data.len(), "{ctx}");
@@ -101,11 +145,18 @@ fn tshark_reads_what_we_wrote() {
             let dir_flag = i64::from_str_radix(f[4].trim_start_matches("0x"), 16).unwrap();
             assert_eq!(dir_flag, if e.outbound { 2 } else { 1 }, "{ctx}");
             if e.discard != 0 {
-                assert!(f[5].contains(&discards.comment(DiscardCode(e.discard))), "{ctx}");
+                assert!(
+                    f[5].contains(&discards.comment(DiscardCode(e.discard))),
+                    "{ctx}"
+                );
             } else {
                 assert!(!f[5].contains("discarded"), "{ctx}");
             }
-            assert_eq!(f[5].contains("abbreviated: "), (e.data.len() as u32) < e.orig_len, "{ctx}");
+            assert_eq!(
+                f[5].contains("abbreviated: "),
+                (e.data.len() as u32) < e.orig_len,
+                "{ctx}"
+            );
             assert_eq!(f[5].contains("reassembled from"), e.segments > 1, "{ctx}");
         }
     }
@@ -119,10 +170,17 @@ fn capinfos_sees_nanosecond_resolution_and_interfaces() {
     }
     let dir = tmpdir("capinfos");
     let (pcapng, exp) = convert_file(&dir, "tls12__zeek.pcap", &synth::Options::default(), &[]);
-    let out = Command::new("capinfos").arg("-M").arg(&pcapng).output().unwrap();
+    let out = Command::new("capinfos")
+        .arg("-M")
+        .arg(&pcapng)
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
-    assert!(text.contains(&format!("Number of packets:   {}", exp.len())), "{text}");
+    assert!(
+        text.contains(&format!("Number of packets:   {}", exp.len())),
+        "{text}"
+    );
     assert!(text.contains("nanoseconds (9)"), "{text}");
     assert!(text.contains("Name = OSAQDIO1"), "{text}");
     let _ = std::fs::remove_dir_all(&dir);
@@ -143,19 +201,37 @@ fn tcpdump_and_tcptrace_accept_the_libpcap_output() {
         &["--libpcap"],
     );
     if tcpdump {
-        let out = Command::new("tcpdump").args(["-n", "-r"]).arg(&pcap).output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new("tcpdump")
+            .args(["-n", "-r"])
+            .arg(&pcap)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let text = String::from_utf8_lossy(&out.stdout);
         assert_eq!(text.lines().count(), exp.len());
-        assert!(text.contains(".21: Flags [S.]") || text.contains(".21 > "), "{text}");
+        assert!(
+            text.contains(".21: Flags [S.]") || text.contains(".21 > "),
+            "{text}"
+        );
     }
     if tcptrace {
-        let out = Command::new("tcptrace").args(["-n", "-l"]).arg(&pcap).output().unwrap();
+        let out = Command::new("tcptrace")
+            .args(["-n", "-l"])
+            .arg(&pcap)
+            .output()
+            .unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "{text}");
         // 1 control + 4 data connections in this capture.
         assert!(text.contains("5 TCP connections traced"), "{text}");
-        assert!(text.contains(&format!("{} packets seen", exp.len())), "{text}");
+        assert!(
+            text.contains(&format!("{} packets seen", exp.len())),
+            "{text}"
+        );
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

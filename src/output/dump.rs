@@ -54,7 +54,13 @@ fn flags_text(f: u8) -> String {
     v.join(", ")
 }
 
-fn header_lines(out: &mut impl Write, h: &PtHdr, fmt: FormatId, o: &Options, discards: &DiscardTable) -> io::Result<()> {
+fn header_lines(
+    out: &mut impl Write,
+    h: &PtHdr,
+    fmt: FormatId,
+    o: &Options,
+    discards: &DiscardTable,
+) -> io::Result<()> {
     writeln!(
         out,
         "  PTHDR len {} seq {} flags X'{:02X}' ({}) device type {} traced length {}",
@@ -85,11 +91,21 @@ fn header_lines(out: &mut impl Write, h: &PtHdr, fmt: FormatId, o: &Options, dis
         }
     }
     if let Some(t) = h.time {
-        writeln!(out, "  time {} (TOD X'{:016X}')", iso8601(t.unix_ns(o.leap_seconds)), t.0)?;
+        writeln!(
+            out,
+            "  time {} (TOD X'{:016X}')",
+            iso8601(t.unix_ns(o.leap_seconds)),
+            t.0
+        )?;
     }
     if let (Some(s), Some(d)) = (h.src, h.dst) {
         let (sp, dp) = h.ports.map_or((0, 0), |p| (p[0], p[1]));
-        writeln!(out, "  source {} port {sp}  destination {} port {dp}", addr(s), addr(d))?;
+        writeln!(
+            out,
+            "  source {} port {sp}  destination {} port {dp}",
+            addr(s),
+            addr(d)
+        )?;
     }
     if let Some(u) = h.unknown {
         let hx: String = u.iter().map(|b| format!("{b:02X}")).collect();
@@ -104,7 +120,11 @@ fn header_lines(out: &mut impl Write, h: &PtHdr, fmt: FormatId, o: &Options, dis
     }
     if let Some(d) = h.drop_reason {
         let txt = discards.describe(DiscardCode(d));
-        tail.push(if d == 0 { "not discarded".into() } else { format!("discard {d} {txt}") });
+        tail.push(if d == 0 {
+            "not discarded".into()
+        } else {
+            format!("discard {d} {txt}")
+        });
     }
     if let Some(s) = h.off_seg_len {
         tail.push(format!("segment offset {s}"));
@@ -120,17 +140,27 @@ fn header_lines(out: &mut impl Write, h: &PtHdr, fmt: FormatId, o: &Options, dis
 }
 
 /// Writes the dump of `src` to `out` and returns the decode report.
-pub fn dump<R: Read, W: Write>(src: R, mut out: W, o: &Options, discards: &DiscardTable) -> io::Result<Report> {
+pub fn dump<R: Read, W: Write>(
+    src: R,
+    mut out: W,
+    o: &Options,
+    discards: &DiscardTable,
+) -> io::Result<Report> {
     let mut s = Scanner::open(src, &o.scan)?;
     let l = s.layout().clone();
     writeln!(
         out,
         "framing {}{}; writer header {} bytes{}{}{}",
         l.framing.map_or("?", |f| f.name()),
-        if l.framing_forced { " (forced)" } else { " (detected)" },
+        if l.framing_forced {
+            " (forced)"
+        } else {
+            " (detected)"
+        },
         l.header_len,
         if l.header_forced { " (forced)" } else { "" },
-        l.fixed_record.map_or(String::new(), |r| format!("; raw records of {r} bytes")),
+        l.fixed_record
+            .map_or(String::new(), |r| format!("; raw records of {r} bytes")),
         match (&l.component, &l.system) {
             (Some(c), Some(y)) => format!("; component {c} system {y}"),
             (Some(c), None) => format!("; component {c}"),

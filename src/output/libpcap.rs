@@ -58,7 +58,11 @@ impl<W: Write> Writer<W> {
             },
             Link::Raw => {
                 self.frame.clear();
-                let (dst, src) = if p.outbound() { (PEER_MAC, ZOS_MAC) } else { (ZOS_MAC, PEER_MAC) };
+                let (dst, src) = if p.outbound() {
+                    (PEER_MAC, ZOS_MAC)
+                } else {
+                    (ZOS_MAC, PEER_MAC)
+                };
                 self.frame.extend_from_slice(&dst);
                 self.frame.extend_from_slice(&src);
                 let ethertype: u16 = match p.data.first().map(|b| b >> 4) {

@@ -15,7 +15,11 @@ pub fn packet_comments(p: &Packet, discards: &DiscardTable) -> Vec<String> {
         v.push(discards.comment(p.discard));
     }
     if p.abbreviated() {
-        v.push(format!("abbreviated: {} of {} bytes traced", p.data.len(), p.orig_len));
+        v.push(format!(
+            "abbreviated: {} of {} bytes traced",
+            p.data.len(),
+            p.orig_len
+        ));
     }
     if p.incomplete {
         v.push(format!(

@@ -7,11 +7,15 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::time::Duration;
 
-use pcap_file::pcapng::blocks::enhanced_packet::{EnhancedPacketBlock, EnhancedPacketOption};
-use pcap_file::pcapng::blocks::interface_description::{InterfaceDescriptionBlock, InterfaceDescriptionOption};
-use pcap_file::pcapng::blocks::interface_statistics::{InterfaceStatisticsBlock, InterfaceStatisticsOption};
-use pcap_file::pcapng::blocks::section_header::{SectionHeaderBlock, SectionHeaderOption};
 use pcap_file::pcapng::PcapNgWriter;
+use pcap_file::pcapng::blocks::enhanced_packet::{EnhancedPacketBlock, EnhancedPacketOption};
+use pcap_file::pcapng::blocks::interface_description::{
+    InterfaceDescriptionBlock, InterfaceDescriptionOption,
+};
+use pcap_file::pcapng::blocks::interface_statistics::{
+    InterfaceStatisticsBlock, InterfaceStatisticsOption,
+};
+use pcap_file::pcapng::blocks::section_header::{SectionHeaderBlock, SectionHeaderOption};
 use pcap_file::{DataLink, Endianness};
 
 use crate::Error;
@@ -30,7 +34,10 @@ pub struct Section {
 
 impl Section {
     pub fn comment(&self) -> String {
-        let mut s = format!("z/OS component trace {}; framing {}", self.source, self.framing);
+        let mut s = format!(
+            "z/OS component trace {}; framing {}",
+            self.source, self.framing
+        );
         if let Some(h) = self.header_len {
             s += &format!("; writer header {h} bytes");
         }
@@ -98,7 +105,10 @@ impl<W: Write> Writer<W> {
             minor_version: 0,
             section_length: -1,
             options: vec![
-                SectionHeaderOption::UserApplication(Cow::Owned(format!("zctrace {}", env!("CARGO_PKG_VERSION")))),
+                SectionHeaderOption::UserApplication(Cow::Owned(format!(
+                    "zctrace {}",
+                    env!("CARGO_PKG_VERSION")
+                ))),
                 SectionHeaderOption::Comment(Cow::Owned(section.comment())),
             ],
         };
@@ -149,7 +159,11 @@ impl<W: Write> Writer<W> {
             opts.push(EnhancedPacketOption::Comment(Cow::Owned(c)));
         }
         // epb_flags bits 0-1: 01 inbound, 10 outbound.
-        opts.push(EnhancedPacketOption::Flags(if p.outbound() { 2 } else { 1 }));
+        opts.push(EnhancedPacketOption::Flags(if p.outbound() {
+            2
+        } else {
+            1
+        }));
         let epb = EnhancedPacketBlock {
             interface_id: id,
             timestamp: duration(p.time_ns),

@@ -142,7 +142,10 @@ impl Assembler {
         }
         // The true length: PTH_Plen, else the IP header's own length, never less than
         // what was traced (TSO packets can carry 0 in both).
-        let traced = p.data.len().max(if p.incomplete { self.want_total } else { 0 }) as u32;
+        let traced = p
+            .data
+            .len()
+            .max(if p.incomplete { self.want_total } else { 0 }) as u32;
         let plen = p.header.plen.map(u32::from).unwrap_or(0);
         let declared = if p.header.plen.is_none() && p.link == Link::Raw {
             ip_length(&p.data).unwrap_or(0)
@@ -190,7 +193,12 @@ impl Assembler {
             Ok(h) => h,
             Err(e) => {
                 self.counts.bad_headers += 1;
-                report.skip(cte.offset, Some(cte.record), b.len() as u64, &format!("PTHDR not decodable: {e}"));
+                report.skip(
+                    cte.offset,
+                    Some(cte.record),
+                    b.len() as u64,
+                    &format!("PTHDR not decodable: {e}"),
+                );
                 return;
             }
         };
@@ -213,7 +221,10 @@ impl Assembler {
                     Some(cte.record),
                     IssueKind::Warning,
                     0,
-                    format!("PTH_Time X'{:016X}' is not a plausible date: buffer time used", t.0),
+                    format!(
+                        "PTH_Time X'{:016X}' is not a plausible date: buffer time used",
+                        t.0
+                    ),
                 );
                 cte.header.buffer_time
             }
@@ -224,7 +235,10 @@ impl Assembler {
         if hdr.seq != 0 {
             let continues = match &self.open {
                 Some(o) => {
-                    hdr.seq == self.next_seq && o.header.time == hdr.time && o.format == fid && hdr.tlen as usize == self.want_total
+                    hdr.seq == self.next_seq
+                        && o.header.time == hdr.time
+                        && o.format == fid
+                        && hdr.tlen as usize == self.want_total
                 }
                 None => false,
             };
@@ -255,7 +269,10 @@ impl Assembler {
             return;
         }
         self.close_open(report, out);
-        let name = hdr.name.map(|n| self.opts.code_page.decode_name(&n.0)).unwrap_or_default();
+        let name = hdr
+            .name
+            .map(|n| self.opts.code_page.decode_name(&n.0))
+            .unwrap_or_default();
         let p = Packet {
             offset: cte.offset,
             record: cte.record,
@@ -303,7 +320,10 @@ mod tests {
         h.time = Some(Tod(time));
         h.flags = Flags(1);
         h.name = Some(crate::trace::pthdr::NameField(
-            CodePage::Cp037.encode_name("OSAQDIO1", 16).try_into().unwrap(),
+            CodePage::Cp037
+                .encode_name("OSAQDIO1", 16)
+                .try_into()
+                .unwrap(),
         ));
         let hb = h.to_bytes();
         let len = (16 + hb.len() + data.len() + 2) as u16;
@@ -354,7 +374,13 @@ mod tests {
         let mut ctes = Vec::new();
         let mut seq = 0u8;
         for i in 0..300u32 {
-            ctes.push(cte_bytes(seq, total, 600, &[(i % 251) as u8; 2], 0xDE6E_758D_DC00_0000));
+            ctes.push(cte_bytes(
+                seq,
+                total,
+                600,
+                &[(i % 251) as u8; 2],
+                0xDE6E_758D_DC00_0000,
+            ));
             seq = if i == 0 { 1 } else { next_seq(seq) };
         }
         let (v, r, c) = run(&ctes);

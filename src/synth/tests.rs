@@ -542,7 +542,6 @@ fn spanned_records_use_segment_codes() {
 /// so a block starting with a middle or last segment breaks the BDW chain and the file
 /// is read as RDW-framed (the BDWs taken for RDWs).
 #[test]
-#[ignore = "decoder (trace::framing::detect) rejects BDW files whose records span blocks"]
 fn bdw_with_records_spanning_blocks_is_detected() {
     let o = Options {
         framing: Framing::Bdw,
@@ -1336,7 +1335,6 @@ fn enterprise_extender_format_id_and_header_shorter_than_24() {
 /// the next record's first byte as a CTE length (formats/writer-header.md: after a zero
 /// length the rest of the record is padding -- but a single byte is not a length).
 #[test]
-#[ignore = "decoder (trace::scan) reports a 1-byte gap when a record has one byte left"]
 fn one_byte_left_in_a_record_is_padding() {
     // Record payload 4032: two CTEs of 2015 and 2016 bytes leave exactly one byte.
     let o = Options::default();

@@ -106,7 +106,9 @@ impl DiscardTable {
     /// The pcapng comment text: `discarded: 4114 IP_MAC_BRDCST (MAC broadcast ...)`.
     pub fn comment(&self, code: DiscardCode) -> String {
         match self.get(code) {
-            Some(e) if !e.name.is_empty() => format!("discarded: {} {}", code.0, self.describe(code)),
+            Some(e) if !e.name.is_empty() => {
+                format!("discarded: {} {}", code.0, self.describe(code))
+            }
             _ => format!("discarded: {}", self.describe(code)),
         }
     }
@@ -145,11 +147,17 @@ mod tests {
     fn user_table_extends_and_overrides() {
         let mut t = DiscardTable::default();
         let n = t
-            .extend_from("code,name,meaning\n8200,TCP_X,\"custom, with comma\"\n4114,MINE,mine\n".as_bytes())
+            .extend_from(
+                "code,name,meaning\n8200,TCP_X,\"custom, with comma\"\n4114,MINE,mine\n".as_bytes(),
+            )
             .unwrap();
         assert_eq!(n, 2);
         assert_eq!(t.describe(DiscardCode(8200)), "TCP_X (custom, with comma)");
         assert_eq!(t.describe(DiscardCode(4114)), "MINE (mine)");
-        assert!(t.extend_from("code,name\nabc,x\n".as_bytes()).unwrap_err().contains("line 2"));
+        assert!(
+            t.extend_from("code,name\nabc,x\n".as_bytes())
+                .unwrap_err()
+                .contains("line 2")
+        );
     }
 }

@@ -66,15 +66,18 @@ fn bdw(b: &[u8]) -> Option<usize> {
 #[derive(Debug, Default)]
 struct Chain {
     records: usize,
+    /// Whole blocks followed (BDW chains only).
+    blocks: usize,
     /// The chain covers the prefix exactly, or runs past its end only with its last
     /// record (a longer file, or a truncated one).
     tiles: bool,
     truncated_last: bool,
 }
 
-fn rdw_chain(p: &[u8], mut at: usize, end: usize, spanned_ok: bool) -> Chain {
+/// Follows RDWs from `at` to `end`. `in_span` carries the spanned-record state in and
+/// out, because a VBS record may continue in the next block.
+fn rdw_chain(p: &[u8], mut at: usize, end: usize, spanned_ok: bool, in_span: &mut bool) -> Chain {
     let mut c = Chain::default();
-    let mut in_span = false;
     while at < end {
         if at + 4 > end {
             return Chain { tiles: false, ..c };
@@ -84,15 +87,13 @@ fn rdw_chain(p: &[u8], mut at: usize, end: usize, spanned_ok: bool) -> Chain {
         };
         // segment codes must form first, middle*, last sequences.
         let ok = match code {
-            0 => !in_span,
-            1 => !in_span,
-            3 => in_span,
-            _ => in_span,
+            0 | 1 => !*in_span,
+            _ => *in_span,
         };
         if !ok || (code != 0 && !spanned_ok) {
             return Chain { tiles: false, ..c };
         }
-        in_span = code == 1 || code == 3;
+        *in_span = code == 1 || code == 3;
         if at + len > end {
             c.records += 1;
             c.tiles = true;
@@ -109,6 +110,7 @@ fn rdw_chain(p: &[u8], mut at: usize, end: usize, spanned_ok: bool) -> Chain {
 fn bdw_chain(p: &[u8]) -> Chain {
     let mut c = Chain::default();
     let mut at = 0;
+    let mut in_span = false;
     while at < p.len() {
         if at + 4 > p.len() {
             return Chain { tiles: false, ..c };
@@ -117,11 +119,13 @@ fn bdw_chain(p: &[u8]) -> Chain {
             return Chain { tiles: false, ..c };
         };
         let end = (at + len).min(p.len());
-        let inner = rdw_chain(p, at + 4, end, true);
+        let inner = rdw_chain(p, at + 4, end, true, &mut in_span);
+        // Records followed before a break still count as evidence for the framing.
+        c.records += inner.records;
         if !inner.tiles || inner.records == 0 || (inner.truncated_last && at + len <= p.len()) {
             return Chain { tiles: false, ..c };
         }
-        c.records += inner.records;
+        c.blocks += 1;
         if at + len > p.len() {
             c.truncated_last = true;
             break;
@@ -132,15 +136,46 @@ fn bdw_chain(p: &[u8]) -> Chain {
     c
 }
 
+/// The file starts with a block descriptor whose block is in the prefix, and from some
+/// offset inside it record descriptors tile the rest of the block: a block whose first
+/// record descriptor is damaged.
+fn first_block_tiles_late(p: &[u8]) -> bool {
+    let Some(len) = p.get(..4).and_then(bdw) else {
+        return false;
+    };
+    if len > p.len() {
+        return false;
+    }
+    (5..len.saturating_sub(4)).any(|k| {
+        rdw(&p[k..k + 4]).is_some_and(|(_, code)| {
+            let c = rdw_chain(p, k, len, true, &mut (code >= 2));
+            c.tiles && !c.truncated_last && c.records >= 2
+        })
+    })
+}
+
 /// Decides the framing from a prefix of the file. `whole` says the prefix is the whole
-/// file. A chain must tile the prefix and hold at least two records (or be the whole
-/// file) to win; otherwise the file is raw.
+/// file. A chain that tiles the prefix and holds at least two records (or is the whole
+/// file) wins. So does a chain that runs from the start for several descriptors and then
+/// breaks: raw data does not look like a run of descriptors by chance (a raw file starts
+/// with a writer header or a CTE, whose bytes 2-3 are never a segment code), so a break
+/// later on is damage for the deframer to report and resynchronise, not a sign of raw
+/// data. Otherwise the file is raw.
 pub fn detect(prefix: &[u8], whole: bool) -> Framing {
     let enough = |c: &Chain| c.tiles && (c.records >= 2 || (whole && c.records == 1));
-    if enough(&bdw_chain(prefix)) {
+    let b = bdw_chain(prefix);
+    if enough(&b) || b.blocks >= 2 || b.records >= 2 {
         return Framing::Bdw;
     }
-    if enough(&rdw_chain(prefix, 0, prefix.len(), true)) {
+    let r = rdw_chain(prefix, 0, prefix.len(), true, &mut false);
+    if r.tiles && r.records >= 2 {
+        return Framing::Rdw;
+    }
+    // A BDW file with one block reads as one RDW record too; a chain inside tells.
+    if first_block_tiles_late(prefix) {
+        return Framing::Bdw;
+    }
+    if enough(&r) || r.records >= 2 {
         return Framing::Rdw;
     }
     Framing::Raw
@@ -181,6 +216,12 @@ pub struct Deframer<R> {
     in_span: bool,
     /// Bytes of the current raw fixed-length record still to deliver.
     fixed_left: usize,
+    /// After a broken descriptor: bytes up to the next plausible descriptor, delivered
+    /// as unframed record data so the CTE scanner can still find the CTEs inside.
+    salvage: usize,
+    salvage_starts: bool,
+    /// The search for the next descriptor stopped at a chunk limit and goes on.
+    searching: bool,
 }
 
 impl<R: Read> Deframer<R> {
@@ -197,6 +238,9 @@ impl<R: Read> Deframer<R> {
             record: 0,
             in_span: false,
             fixed_left: 0,
+            salvage: 0,
+            salvage_starts: false,
+            searching: false,
         }
     }
 
@@ -246,7 +290,11 @@ impl<R: Read> Deframer<R> {
     }
 
     /// Appends the next piece of record data to `out`. `None` at end of file.
-    pub fn next_into(&mut self, out: &mut Vec<u8>, report: &mut Report) -> io::Result<Option<Piece>> {
+    pub fn next_into(
+        &mut self,
+        out: &mut Vec<u8>,
+        report: &mut Report,
+    ) -> io::Result<Option<Piece>> {
         match self.framing {
             Framing::Raw => self.next_raw(out),
             Framing::Rdw | Framing::Bdw => self.next_framed(out, report),
@@ -288,6 +336,13 @@ impl<R: Read> Deframer<R> {
 
     fn next_framed(&mut self, out: &mut Vec<u8>, report: &mut Report) -> io::Result<Option<Piece>> {
         loop {
+            if self.salvage > 0 {
+                return Ok(Some(self.deliver_salvage(out)));
+            }
+            if self.searching {
+                self.search()?;
+                continue;
+            }
             if self.framing == Framing::Bdw && self.block_left == 0 {
                 if !self.want(4)? {
                     return self.tail(report);
@@ -308,11 +363,15 @@ impl<R: Read> Deframer<R> {
                 return self.tail(report);
             }
             let Some((len, code)) = rdw(&self.buf[self.start..self.start + 4]) else {
-                self.resync(report, "record descriptor (RDW) not valid")?;
+                if self.framing == Framing::Bdw {
+                    self.resync_in_block(report, "record descriptor (RDW) not valid")?;
+                } else {
+                    self.resync(report, "record descriptor (RDW) not valid")?;
+                }
                 continue;
             };
             if self.framing == Framing::Bdw && len > self.block_left {
-                self.resync(report, "record runs past the end of its block")?;
+                self.resync_in_block(report, "record runs past the end of its block")?;
                 continue;
             }
             let continues = code == 2 || code == 3;
@@ -373,7 +432,12 @@ impl<R: Read> Deframer<R> {
             if zeros {
                 report.padding_bytes += n as u64;
             } else {
-                report.skip(self.offset, Some(self.record), n as u64, "file ends inside a descriptor word");
+                report.skip(
+                    self.offset,
+                    Some(self.record),
+                    n as u64,
+                    "file ends inside a descriptor word",
+                );
             }
             self.consume(n);
         }
@@ -383,65 +447,162 @@ impl<R: Read> Deframer<R> {
                 Some(self.record),
                 IssueKind::Truncated,
                 0,
-                format!("file ends {} bytes before the end of its block", self.block_left),
+                format!(
+                    "file ends {} bytes before the end of its block",
+                    self.block_left
+                ),
             );
             self.block_left = 0;
         }
         Ok(None)
     }
 
-    /// Skips forward to the next offset where a run of plausible descriptors starts.
+    /// A descriptor is broken: counts it as skipped and finds the next plausible chain.
+    /// The bytes in between are handed on as unframed data (see `salvage`), because
+    /// usually only the descriptor is damaged and the record body is still good.
     fn resync(&mut self, report: &mut Report, why: &str) -> io::Result<()> {
-        let from = self.offset;
-        let record = self.record + 1;
-        let mut skipped = 0u64;
+        let n = self.avail().min(4);
+        report.skip(self.offset, Some(self.record + 1), n as u64, why);
+        report.resyncs += 1;
+        self.consume(n);
         self.block_left = 0;
         self.in_span = false;
-        loop {
-            self.consume(1);
-            skipped += 1;
-            // Enough look-ahead for a few descriptors and the records they frame.
-            let look = 4 * (RESYNC_CHAIN + 1) * 65_536;
-            self.want(look)?;
-            if self.avail() < 4 {
-                skipped += self.avail() as u64;
-                let n = self.avail();
-                self.consume(n);
-                break;
+        self.salvage_starts = true;
+        self.search()
+    }
+
+    /// A record descriptor inside a block is broken. The block's own length still holds,
+    /// so the search is for the first offset from which RDWs tile the rest of the block
+    /// exactly; the bytes before it are salvage. A broken descriptor inside a spanned
+    /// record most likely framed a continuation segment, which has no writer header.
+    fn resync_in_block(&mut self, report: &mut Report, why: &str) -> io::Result<()> {
+        let n = self.avail().min(4).min(self.block_left);
+        report.skip(self.offset, Some(self.record + 1), n as u64, why);
+        report.resyncs += 1;
+        self.consume(n);
+        self.block_left -= n;
+        self.salvage_starts = !self.in_span;
+        self.want(self.block_left)?;
+        let end = self.avail().min(self.block_left);
+        let whole = end == self.block_left;
+        let b = &self.buf[self.start..self.start + end];
+        let found = (0..end.saturating_sub(4)).find_map(|k| {
+            let (_, code) = rdw(&b[k..k + 4])?;
+            let mut span = code >= 2;
+            let c = rdw_chain(b, k, end, true, &mut span);
+            (c.tiles && c.records > 0 && !(whole && c.truncated_last)).then_some((k, code))
+        });
+        match found {
+            Some((k, code)) => {
+                self.salvage = k;
+                self.in_span = code >= 2;
             }
-            if self.plausible_chain() {
-                break;
+            None => {
+                self.salvage = end;
+                self.in_span = false;
             }
         }
-        report.skip(from, Some(record), skipped, why);
-        report.resyncs += 1;
         Ok(())
     }
 
-    fn plausible_chain(&self) -> bool {
-        let p = &self.buf[self.start..];
+    /// Sets `salvage` to the distance to the next plausible descriptor chain, looking at
+    /// most one chunk ahead at a time so that memory stays bounded on long garbage.
+    fn search(&mut self) -> io::Result<()> {
+        // Enough look-ahead for a few descriptors and the records they frame.
+        let look = 4 * (RESYNC_CHAIN + 1) * 65_536;
+        let mut k = 0;
+        self.searching = false;
+        loop {
+            self.want(k + look)?;
+            if self.avail() < k + 4 {
+                k = self.avail();
+                break;
+            }
+            if self.plausible_chain(k) {
+                break;
+            }
+            k += 1;
+            if k >= CHUNK {
+                self.searching = true;
+                break;
+            }
+        }
+        self.salvage = k;
+        Ok(())
+    }
+
+    fn deliver_salvage(&mut self, out: &mut Vec<u8>) -> Piece {
+        let n = self.salvage.min(self.avail());
+        if self.salvage_starts {
+            self.record += 1;
+        }
+        let piece = Piece {
+            offset: self.offset,
+            len: n,
+            record: self.record.max(1),
+            starts_record: self.salvage_starts,
+        };
+        self.salvage_starts = false;
+        out.extend_from_slice(&self.buf[self.start..self.start + n]);
+        self.consume(n);
+        if self.framing == Framing::Bdw {
+            self.block_left = self.block_left.saturating_sub(n);
+        }
+        self.salvage = if n == 0 { 0 } else { self.salvage - n };
+        piece
+    }
+
+    /// Whether a resynchronisation point at `at` is convincing: a whole block whose
+    /// records tile it (BDW), or RESYNC_CHAIN descriptors (RDW), the last of which may
+    /// frame a record cut by the end of the file. Fewer is never enough: every PTHDR
+    /// (X'005C' then a small number) and many packet bytes look like a descriptor. Bytes with no convincing chain go to the CTE scanner as
+    /// salvage, so nothing is lost by being strict.
+    fn plausible_chain(&self, at: usize) -> bool {
+        let p = &self.buf[self.start + at..];
         match self.framing {
             Framing::Bdw => {
-                let Some(len) = bdw(&p[..4]) else { return false };
-                let end = len.min(p.len());
-                let c = rdw_chain(p, 4, end, true);
-                c.tiles && c.records > 0
+                let Some(len) = bdw(&p[..4]) else {
+                    return false;
+                };
+                if len > p.len() {
+                    return false;
+                }
+                let c = rdw_chain(
+                    p,
+                    4,
+                    len,
+                    true,
+                    &mut matches!(rdw(&p[4..8]), Some((_, 2 | 3))),
+                );
+                c.tiles && !c.truncated_last && c.records > 0
             }
             _ => {
                 let mut at = 0;
-                for _ in 0..RESYNC_CHAIN {
-                    if at == p.len() && self.eof {
-                        return true;
-                    }
+                let mut longest = 0;
+                let mut in_span = None;
+                for n in 0..RESYNC_CHAIN {
                     if at + 4 > p.len() {
                         return false;
                     }
-                    match rdw(&p[at..at + 4]) {
-                        Some((len, _)) => at += len,
-                        None => return false,
+                    let Some((len, code)) = rdw(&p[at..at + 4]) else {
+                        return false;
+                    };
+                    // Segment codes must follow first, middle*, last.
+                    if let Some(span) = in_span
+                        && span != (code >= 2)
+                    {
+                        return false;
                     }
+                    in_span = Some(code == 1 || code == 3);
+                    // At the end of the file the third may frame a cut record, no longer
+                    // than the two whole ones before it.
+                    if n == 2 && self.eof && at + len > p.len() {
+                        return len <= longest;
+                    }
+                    longest = longest.max(len);
+                    at += len;
                 }
-                at <= p.len() || self.eof
+                at <= p.len()
             }
         }
     }
@@ -484,6 +645,7 @@ mod tests {
         f.extend(rdw_rec(b"gh", 2));
         f.extend([0xFF, 0xFF, 0xFF, 0xFF, 0xEE]); // garbage
         f.extend(rdw_rec(b"next", 0));
+        f.extend(rdw_rec(b"more", 0));
         f.extend(rdw_rec(b"last", 0));
         let mut d = Deframer::new(&f[..], Framing::Rdw, None);
         let mut r = Report::default();
@@ -492,13 +654,16 @@ mod tests {
         while let Some(p) = d.next_into(&mut out, &mut r).unwrap() {
             pieces.push(p);
         }
-        assert_eq!(out, b"abcdefghnextlast");
+        // The broken descriptor is skipped; the byte after it, up to the next plausible
+        // chain, is handed on as an unframed record for the CTE scanner to judge.
+        assert_eq!(out, b"abcdefgh\xEEnextmorelast");
         assert_eq!(
             pieces.iter().map(|p| p.starts_record).collect::<Vec<_>>(),
-            [true, false, false, true, true]
+            [true, false, false, true, true, true, true]
         );
-        assert_eq!(pieces[3].record, 2);
-        assert_eq!(r.bytes_skipped, 5);
+        assert_eq!(pieces[3].len, 1);
+        assert_eq!(pieces[4].record, 3);
+        assert_eq!(r.bytes_skipped, 4);
         assert_eq!(r.resyncs, 1);
         assert_eq!(r.issues[0].offset, 20);
     }

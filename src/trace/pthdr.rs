@@ -137,7 +137,11 @@ impl PtHdr {
             0x08, 0x18, 0x20, 0x30, 0x40, 0x44, 0x52, 0x54, 0x58, 0x5A, 0x5C,
         ];
         let len = len as usize;
-        ENDS.iter().copied().filter(|&e| e <= len).max().unwrap_or(0)
+        ENDS.iter()
+            .copied()
+            .filter(|&e| e <= len)
+            .max()
+            .unwrap_or(0)
     }
 
     /// Decodes a PTHDR from exactly its PTH_len bytes (the caller has checked that
@@ -192,8 +196,7 @@ impl PtHdr {
 /// too and accepted), anything else is IPv6.
 pub fn addr(b: [u8; 16]) -> IpAddr {
     let v6 = Ipv6Addr::from(b);
-    if b[..10].iter().all(|&x| x == 0) && (b[10..12] == [0xFF, 0xFF] || b[10..12] == [0xFF, 0xFE])
-    {
+    if b[..10].iter().all(|&x| x == 0) && (b[10..12] == [0xFF, 0xFF] || b[10..12] == [0xFF, 0xFE]) {
         IpAddr::V4(Ipv4Addr::new(b[12], b[13], b[14], b[15]))
     } else {
         IpAddr::V6(v6)

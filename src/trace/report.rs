@@ -94,7 +94,14 @@ pub struct Report {
 }
 
 impl Report {
-    pub fn issue(&mut self, offset: u64, record: Option<u64>, kind: IssueKind, len: u64, message: String) {
+    pub fn issue(
+        &mut self,
+        offset: u64,
+        record: Option<u64>,
+        kind: IssueKind,
+        len: u64,
+        message: String,
+    ) {
         if kind.is_loss() {
             self.losses += 1;
         }
@@ -127,7 +134,11 @@ impl Report {
     /// descriptor, writer header, padding, skipped or CTE bytes.
     pub fn unaccounted(&self) -> i128 {
         self.bytes_read as i128
-            - (self.framing_bytes + self.header_bytes + self.padding_bytes + self.bytes_skipped + self.cte_bytes) as i128
+            - (self.framing_bytes
+                + self.header_bytes
+                + self.padding_bytes
+                + self.bytes_skipped
+                + self.cte_bytes) as i128
     }
 
     /// True when nothing was skipped, resynchronised, truncated or left undecoded.

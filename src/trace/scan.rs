@@ -39,7 +39,8 @@ pub struct Layout {
     /// Component and system named in the writer header, when found there.
     pub component: Option<String>,
     pub system: Option<String>,
-    /// Sample records whose CTE chain did not fit the chosen header length.
+    /// Breaks in the CTE chains of the sample records under the chosen header length
+    /// (damaged records the learning looked past).
     pub sample_errors: u64,
 }
 
@@ -88,14 +89,44 @@ fn be16(b: &[u8], at: usize) -> usize {
     u16::from_be_bytes([b[at], b[at + 1]]) as usize
 }
 
-/// Scores a header length over sample records: valid CTEs minus 4 per record whose chain
-/// breaks. See formats/writer-header.md.
+/// Scores a header length over sample records. First criterion: records whose chain
+/// starts validly where it should (at the header's end, or after the CTE carried over
+/// from the previous record), minus those where it does not; a wrong length rarely
+/// lands on CTEs in most records, the true one does even when some are damaged.
+/// Second: valid CTEs minus 4 per break in a chain. After a break the chain is searched for further on in the same record; if none is
+/// found, the next record's first CTE is unknown (it may continue a CTE we could not
+/// follow), so that record is searched too, not penalised: one damaged CTE costs one
+/// error. See formats/writer-header.md.
 fn score(records: &[Vec<u8>], h: usize) -> (i64, u64) {
     let (mut valid, mut errors) = (0i64, 0u64);
     let mut carry = 0usize;
+    // High byte of a CTE length that straddles into the next record.
+    let mut high: Option<u8> = None;
+    let mut lost = false;
+    let (mut starts_ok, mut starts_bad) = (0i64, 0i64);
     for r in records {
         let body = r.get(h..).unwrap_or(&[]);
         let mut p = 0;
+        // The first CTE checked in this record decides whether its chain started right;
+        // not judged for records searched after a break.
+        let mut first = !lost;
+        if lost {
+            let Some(q) = (0..body.len()).find(|&q| whole_or_straddling(body, q)) else {
+                continue;
+            };
+            (p, carry, high, lost) = (q, 0, None, false);
+        }
+        if let Some(hi) = high.take()
+            && let Some(&lo) = body.first()
+        {
+            let l = u16::from_be_bytes([hi, lo]) as usize;
+            if l < MIN_LEN {
+                errors += 1;
+                lost = true;
+                continue;
+            }
+            carry = l - 1;
+        }
         if carry > 0 {
             if carry >= body.len() {
                 carry -= body.len();
@@ -104,54 +135,126 @@ fn score(records: &[Vec<u8>], h: usize) -> (i64, u64) {
             p = carry;
             carry = 0;
         }
-        while p + 2 <= body.len() {
+        loop {
+            if p + 1 == body.len() && body[p] != 0 {
+                high = Some(body[p]);
+                break;
+            }
+            if p + 2 > body.len() {
+                break;
+            }
             let l = be16(body, p);
             if l == 0 {
                 break;
             }
-            if l < MIN_LEN {
-                errors += 1;
-                break;
-            }
             if p + HEADER_LEN + 2 > body.len() {
-                carry = l - (body.len() - p);
+                if l < MIN_LEN {
+                    errors += 1;
+                    lost = true;
+                } else {
+                    carry = l - (body.len() - p);
+                }
                 break;
             }
-            match cte::check_head(&body[p..]) {
-                Err(_) => {
-                    errors += 1;
-                    break;
+            let ok = whole_or_straddling(body, p);
+            if first {
+                first = false;
+                if ok {
+                    starts_ok += 1;
+                } else {
+                    starts_bad += 1;
                 }
-                Ok(_) if p + l <= body.len() => {
-                    if be16(body, p + l - 2) == l {
-                        valid += 1;
-                        p += l;
-                    } else {
-                        errors += 1;
+            }
+            if !ok {
+                // Like the decoder, resynchronise inside the record: a damaged CTE costs
+                // one error, not the rest of its record.
+                errors += 1;
+                match (p + 1..body.len()).find(|&q| whole_or_straddling(body, q)) {
+                    Some(q) => {
+                        p = q;
+                        continue;
+                    }
+                    None => {
+                        lost = true;
                         break;
                     }
                 }
-                Ok(_) => {
-                    valid += 1;
-                    carry = l - (body.len() - p);
-                    break;
-                }
             }
+            valid += 1;
+            if p + l > body.len() {
+                carry = l - (body.len() - p);
+                break;
+            }
+            p += l;
         }
     }
-    (valid - 4 * errors as i64, errors)
+    (
+        (starts_ok - starts_bad) * 1_000_000 + valid - 4 * errors as i64,
+        errors,
+    )
+}
+
+/// A CTE head is valid at `p` and, if the CTE ends inside `body`, its trailer matches.
+fn whole_or_straddling(body: &[u8], p: usize) -> bool {
+    if p + HEADER_LEN + 2 > body.len() || cte::check_head(&body[p..]).is_err() {
+        return false;
+    }
+    let l = be16(body, p);
+    p + l > body.len() || be16(body, p + l - 2) == l
+}
+
+/// Header lengths implied by straddling CTEs. A chain found anywhere in a record (file
+/// coordinates, whatever the header) tells how many bytes its last CTE still needs; in
+/// the next record those bytes follow the header, so a valid CTE right after them at
+/// offset q means a header of q minus that carry. This finds the header even when the
+/// first record's first CTE is damaged and every other record starts mid-CTE.
+fn carry_candidates(records: &[Vec<u8>]) -> Vec<usize> {
+    let mut out = Vec::new();
+    for pair in records.windows(2) {
+        let (r, next) = (&pair[0], &pair[1]);
+        let Some(mut p) = (0..r.len()).find(|&q| whole_or_straddling(r, q)) else {
+            continue;
+        };
+        let carry = loop {
+            let l = be16(r, p);
+            if l < MIN_LEN || !whole_or_straddling(r, p) {
+                break None;
+            }
+            if p + l > r.len() {
+                break Some(l - (r.len() - p));
+            }
+            p += l;
+            if p + HEADER_LEN + 2 > r.len() {
+                break None;
+            }
+        };
+        let Some(c) = carry else { continue };
+        if let Some(q) =
+            (c..next.len().min(c + MAX_HEADER + 1)).find(|&q| whole_or_straddling(next, q))
+        {
+            out.push(q - c);
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
 }
 
 /// Best header length for the sample: highest score, the smallest length on ties.
 fn learn_header(records: &[Vec<u8>]) -> (usize, i64, u64) {
-    let min_len = records.iter().map(Vec::len).min().unwrap_or(0);
-    let top = MAX_HEADER.min(min_len.saturating_sub(2));
+    // The longest record bounds the search: a short last record (a cut file, a salvaged
+    // piece) must not hide the true length.
+    let max_len = records.iter().map(Vec::len).max().unwrap_or(0);
+    let top = MAX_HEADER.min(max_len.saturating_sub(2));
     let mut best = (0usize, i64::MIN, 0u64);
+    let from_carries = carry_candidates(records);
     for h in 0..=top {
-        // Cheap pre-check: some sample record must show a CTE head at h.
+        // Cheap pre-check: some sample record must show a CTE head at h, or a CTE that
+        // straddles into a record must end where h would put it.
         if !records
             .iter()
             .any(|r| r.len() >= h + HEADER_LEN + 2 && cte::check_head(&r[h..]).is_ok())
+            && !from_carries.contains(&h)
         {
             continue;
         }
@@ -176,8 +279,10 @@ fn header_names(header: &[u8]) -> (Option<String>, Option<String>) {
         if let Some(at) = header.windows(8).position(|w| w == pat) {
             let sys = header.get(at + 8..at + 16).and_then(|b| {
                 let s = CodePage::Cp037.decode_name(b);
-                (!s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "@#$ ".contains(c)))
-                    .then_some(s)
+                (!s.is_empty()
+                    && s.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "@#$ ".contains(c)))
+                .then_some(s)
             });
             return (Some(name.to_string()), sys);
         }
@@ -306,7 +411,10 @@ impl<R: Read> Scanner<R> {
             return Ok(false);
         }
         self.scratch.clear();
-        let Some(piece) = self.deframer.next_into(&mut self.scratch, &mut self.report)? else {
+        let Some(piece) = self
+            .deframer
+            .next_into(&mut self.scratch, &mut self.report)?
+        else {
             self.eof = true;
             self.report.bytes_read = self.deframer.consumed();
             return Ok(false);
@@ -316,7 +424,11 @@ impl<R: Read> Scanner<R> {
         let mut file = piece.offset;
         if piece.starts_record {
             self.report.records += 1;
-            self.header_left = if self.boundaries() { self.layout.header_len } else { 0 };
+            self.header_left = if self.boundaries() {
+                self.layout.header_len
+            } else {
+                0
+            };
         } else if self.report.records == 0 {
             self.report.records = 1;
         }
@@ -413,6 +525,16 @@ impl<R: Read> Scanner<R> {
         Ok(cte::check(&self.win[p..p + l]).ok())
     }
 
+    /// Whether a whole valid CTE starts anywhere in `win[from..to]`.
+    fn valid_between(&mut self, from: usize, to: usize) -> io::Result<bool> {
+        for q in from..to.saturating_sub(HEADER_LEN + 1) {
+            if be16(&self.win, q + 2) >= HEADER_LEN && self.valid_at(q)?.is_some() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// From `from` (a window position), finds the next valid CTE and consumes the gap.
     fn resync(&mut self, from: usize, why: &str, after_end_mark: bool) -> io::Result<()> {
         // Damage at `from`: the first candidate is the next byte.
@@ -493,7 +615,12 @@ impl<R: Read> Scanner<R> {
         loop {
             self.compact();
             // Raw streams: bytes before the first CTE are the writer header.
-            if !self.boundaries() && self.base == 0 && self.pos == 0 && self.raw_header.is_some() && !self.started {
+            if !self.boundaries()
+                && self.base == 0
+                && self.pos == 0
+                && self.raw_header.is_some()
+                && !self.started
+            {
                 // A header length given by the user: strip it from the start of the stream.
                 self.started = true;
                 let h = self.raw_header.unwrap_or(0);
@@ -527,28 +654,52 @@ impl<R: Read> Scanner<R> {
             if !self.want(2)? {
                 let end = self.win.len();
                 let p = self.pos;
+                if self.win[p..end].iter().any(|&b| b != 0) {
+                    let (off, rec) = self.locate(self.base + p as u64);
+                    self.report.issue(
+                        off,
+                        Some(rec),
+                        IssueKind::Truncated,
+                        0,
+                        "file ends inside a CTE length".into(),
+                    );
+                }
                 self.padding_or_skip(p, end, "file ends inside a CTE length");
                 self.pos = end;
                 return Ok(None);
             }
             let p = self.pos;
+            // One zero byte left in a record is too short for a CTE length: the writer
+            // left it as fill, unless the length really straddles (then no valid CTE
+            // starts at the next record).
+            if self.win[p] == 0
+                && let Some(next) = self.next_record_start(self.base + p as u64)
+                && next == self.base + p as u64 + 1
+                && self.valid_at(p + 1)?.is_some()
+            {
+                self.report.padding_bytes += 1;
+                self.pos = p + 1;
+                continue;
+            }
             let l = be16(&self.win, p);
             if l == 0 {
                 // End of buffer: the rest up to the next record is zero fill.
                 if self.boundaries() {
-                    loop {
+                    let to = loop {
                         if let Some(next) = self.next_record_start(self.base + p as u64) {
-                            let to = (next - self.base) as usize;
-                            self.padding_or_skip(p, to, "non-zero bytes after the end-of-buffer mark");
-                            self.pos = to;
-                            break;
+                            break (next - self.base) as usize;
                         }
                         if !self.fill()? {
-                            let end = self.win.len();
-                            self.padding_or_skip(p, end, "non-zero bytes after the end-of-buffer mark");
-                            self.pos = end;
-                            break;
+                            break self.win.len();
                         }
+                    };
+                    if self.win[p..to].iter().all(|&b| b == 0) {
+                        self.report.padding_bytes += (to - p) as u64;
+                        self.pos = to;
+                    } else {
+                        // Not fill: a damaged record, or record data the deframer could
+                        // not frame. Look for CTEs in it rather than skip it whole.
+                        self.resync(p, "non-zero bytes after the end-of-buffer mark", true)?;
                     }
                 } else {
                     self.resync(p, "bytes between trace buffers", true)?;
@@ -579,6 +730,12 @@ impl<R: Read> Scanner<R> {
             debug_assert!(l <= MAX_CTE);
             if !self.want(l)? {
                 let end = self.win.len();
+                // A length damaged upwards also runs past the end: if a valid CTE follows,
+                // this one is damage, not the cut end of the file.
+                if self.valid_between(p + 1, end)? {
+                    self.resync(p, "CTE length runs past the end of the file", false)?;
+                    continue;
+                }
                 let (off, rec) = self.locate(self.base + p as u64);
                 self.report.issue(
                     off,

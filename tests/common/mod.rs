@@ -173,7 +173,9 @@ pub fn have_tool(name: &str) -> bool {
         if std::env::var("ZCTRACE_REQUIRE_TOOLS").is_ok_and(|v| v == "1") {
             panic!("{name} is required (ZCTRACE_REQUIRE_TOOLS=1) but not installed");
         }
-        eprintln!("SKIPPED: {name} not installed; set ZCTRACE_REQUIRE_TOOLS=1 to make this a failure");
+        eprintln!(
+            "SKIPPED: {name} not installed; set ZCTRACE_REQUIRE_TOOLS=1 to make this a failure"
+        );
     }
     ok
 }
