@@ -453,7 +453,7 @@ fn report_batch(
 ) -> Result<Status> {
     let mut status = Status::Clean;
     let mut stdout = io::stdout().lock();
-    for ((t, r), d) in traces.iter().zip(results).zip(dests) {
+    for (i, (t, r)) in traces.iter().zip(results).enumerate() {
         match r {
             Ok(s) => {
                 if !s.clean() {
@@ -461,7 +461,7 @@ fn report_batch(
                 }
                 if !quiet {
                     write!(stdout, "{}", s.render(&t.display().to_string(), discards))?;
-                    if !dests.is_empty() {
+                    if let Some(d) = dests.get(i) {
                         writeln!(stdout, "  wrote {}", d.display())?;
                     }
                 } else if !s.clean() {

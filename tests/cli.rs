@@ -127,11 +127,11 @@ fn info_and_forced_layout() {
         "info".as_ref(),
         sample("ftp_rdw.trace").as_os_str(),
         "--record-header".as_ref(),
-        "60".as_ref(),
+        "70".as_ref(),
     ]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{text}");
-    assert!(text.contains("writer header 60 bytes (forced)"), "{text}");
+    assert!(text.contains("writer header 70 bytes (forced)"), "{text}");
 }
 
 #[test]

@@ -193,3 +193,90 @@ fn garbage_and_empty_input() {
     );
     assert!(!s.clean());
 }
+
+fn synth_trace(capture: &str, o: &synth::Options) -> Vec<u8> {
+    let cap = std::fs::read(common::captures_dir().join(capture)).unwrap();
+    let mut trace = Vec::new();
+    synth::synthesize(&cap[..], &mut trace, o, None).unwrap();
+    trace
+}
+
+/// Offset of the n-th CTE (1-based) as the scanner finds it in an intact trace.
+fn nth_cte(trace: &[u8], n: usize) -> usize {
+    cte_extents(trace)[n - 1].0
+}
+
+#[test]
+fn damaged_first_cte_of_a_straddled_raw_file_does_not_mislead_header_learning() {
+    // Every record but the first starts in the middle of a CTE, so the first record's
+    // first CTE is the only one at offset H; damage it.
+    let o = synth::Options {
+        framing: Framing::Raw,
+        header_len: 64,
+        straddle: true,
+        ..Default::default()
+    };
+    let trace = synth_trace("tls12__zeek.pcap", &o);
+    let (_, full) = decode(&trace);
+    let mut bad = trace.clone();
+    bad[nth_cte(&trace, 1) + 2] ^= 0x04; // data offset
+    let (sum, got) = decode(&bad);
+    assert_eq!(sum.layout.header_len, 64);
+    assert_eq!(got.len(), full.len() - 1);
+    assert_eq!(&got[..], &full[1..]);
+    assert_eq!(sum.report.issues[0].offset, 64);
+}
+
+#[test]
+fn a_broken_record_descriptor_costs_only_its_four_bytes() {
+    let o = synth::Options {
+        record_len: 1024,
+        ..Default::default()
+    };
+    let trace = synth_trace("ftp_ipv4_active_port_and_passive_pasv__zeek.pcap", &o);
+    let (_, full) = decode(&trace);
+    let mut bad = trace.clone();
+    let third = 2 * (1024 + 4);
+    bad[third..third + 4].copy_from_slice(&[0x12, 0x34, 0x56, 0x78]);
+    let (sum, got) = decode(&bad);
+    assert_eq!(sum.layout.framing, Some(Framing::Rdw));
+    assert_eq!(got, full, "the record body is salvaged");
+    assert_eq!(sum.report.bytes_skipped, 4);
+    assert_eq!(sum.report.issues[0].offset as usize, third);
+    assert!(!sum.clean());
+}
+
+#[test]
+fn a_bdw_file_whose_first_rdw_is_broken_is_still_bdw() {
+    let o = synth::Options {
+        framing: Framing::Bdw,
+        spanned: Some(1000),
+        straddle: true,
+        max_cte: 512,
+        ..Default::default()
+    };
+    let trace = synth_trace("ftps_explicit_auth_tls__zeek.pcap", &o);
+    let (_, full) = decode(&trace);
+    let mut bad = trace.clone();
+    bad[7] ^= 0x10; // byte 3 of the first RDW
+    let (sum, got) = decode(&bad);
+    assert_eq!(sum.layout.framing, Some(Framing::Bdw));
+    assert_eq!(got, full);
+    assert_eq!(sum.report.bytes_skipped, 4);
+}
+
+#[test]
+fn a_cte_length_damaged_upwards_is_not_taken_for_the_end_of_the_file() {
+    let trace = synth_trace("tls12__zeek.pcap", &synth::Options::default());
+    let (_, full) = decode(&trace);
+    let mut bad = trace.clone();
+    bad[nth_cte(&trace, 3)] |= 0x80; // length now beyond the end of the file
+    let (sum, got) = decode(&bad);
+    assert_eq!(got.len(), full.len() - 1, "only CTE 3's packet is lost");
+    assert!(
+        sum.report
+            .issues
+            .iter()
+            .all(|i| i.kind != IssueKind::Truncated)
+    );
+}

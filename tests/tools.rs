@@ -88,7 +88,50 @@ fn tshark_reads_what_we_wrote() {
             },
         ),
     ];
+    // And every shared capture, each under one of a rotation of settings, so that tshark
+    // reads back the whole corpus in every mode somewhere.
+    let rotation = |i: usize| -> synth::Options {
+        match i % 5 {
+            0 => synth::Options {
+                discard_every: Some(5),
+                ..Default::default()
+            },
+            1 => synth::Options {
+                framing: Framing::Raw,
+                straddle: true,
+                max_cte: 512,
+                ..Default::default()
+            },
+            2 => synth::Options {
+                framing: Framing::Bdw,
+                header_len: 0,
+                abbrev: Some(200),
+                ..Default::default()
+            },
+            3 => synth::Options {
+                osaenta: true,
+                discard_every: Some(3),
+                ..Default::default()
+            },
+            _ => synth::Options {
+                format_id: 6,
+                spanned: Some(1000),
+                straddle: true,
+                ..Default::default()
+            },
+        }
+    };
+    let names: Vec<String> = common::captures()
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert!(names.len() >= 40);
+    let mut cases: Vec<(&str, synth::Options)> = cases;
+    for (i, n) in names.iter().enumerate() {
+        cases.push((n.as_str(), rotation(i)));
+    }
     let discards = DiscardTable::default();
+    let mut frames = 0;
     for (capture, o) in &cases {
         let (pcapng, exp) = convert_file(&dir, capture, o, &[]);
         let out = Command::new("tshark")
@@ -130,6 +173,7 @@ fn tshark_reads_what_we_wrote() {
         let text = String::from_utf8(out.stdout).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), exp.len(), "{capture}: frames");
+        frames += lines.len();
         for (i, (line, e)) in lines.iter().zip(&exp).enumerate() {
             let f: Vec<&str> = line.split('|').collect();
             let ctx = format!("{capture} frame {}: {line}", i + 1);
@@ -160,6 +204,7 @@ fn tshark_reads_what_we_wrote() {
             assert_eq!(f[5].contains("reassembled from"), e.segments > 1, "{ctx}");
         }
     }
+    assert!(frames > 3000, "tshark compared only {frames} frames");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
