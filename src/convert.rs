@@ -241,7 +241,7 @@ pub fn convert<R: Read, W: Write>(
         let Some(cte) = cte else { break };
         asm.push(&cte, report, &mut |p| handle(p, &mut sum));
         n += 1;
-        if n % 4096 == 0 {
+        if n.is_multiple_of(4096) {
             progress(report.bytes_read);
         }
     }

@@ -42,7 +42,7 @@ pub fn scan(data: &[u8]) {
         let Ok(mut s) = Scanner::open(data, &opts) else {
             return;
         };
-        while let Ok(Some(c)) = s.next() {
+        while let Ok(Some(c)) = s.next_cte() {
             assert!(cte::check(c.bytes).is_ok());
         }
         check_accounting(s.report(), data.len());

@@ -47,7 +47,7 @@ fn samples() -> Vec<(String, Vec<u8>)> {
 fn cte_extents(bytes: &[u8]) -> Vec<(usize, usize)> {
     let mut s = zctrace::trace::Scanner::open(bytes, &Default::default()).unwrap();
     let mut v = Vec::new();
-    while let Some(c) = s.next().unwrap() {
+    while let Some(c) = s.next_cte().unwrap() {
         v.push((c.offset as usize, c.bytes.len()));
     }
     v
@@ -158,7 +158,7 @@ fn damage_in_one_cte_costs_that_packet_only_and_is_reported_with_its_offset() {
         let mut s = zctrace::trace::Scanner::open(&trace[..], &Default::default()).unwrap();
         let mut off = 0;
         for _ in 0..5 {
-            off = s.next().unwrap().unwrap().offset as usize;
+            off = s.next_cte().unwrap().unwrap().offset as usize;
         }
         let mut bad = trace.clone();
         bad[off + 4] = 0x55;

@@ -233,22 +233,18 @@ impl Assembler {
         let time_ns = time_tod.unix_ns(self.opts.leap_seconds);
 
         if hdr.seq != 0 {
-            let continues = match &self.open {
-                Some(o) => {
-                    hdr.seq == self.next_seq
-                        && o.header.time == hdr.time
-                        && o.format == fid
-                        && hdr.tlen as usize == self.want_total
-                }
-                None => false,
-            };
-            if continues {
-                let o = self.open.as_mut().expect("checked above");
+            if let Some(o) = self.open.as_mut()
+                && hdr.seq == self.next_seq
+                && o.header.time == hdr.time
+                && o.format == fid
+                && hdr.tlen as usize == self.want_total
+            {
                 o.data.extend_from_slice(data);
                 o.segments += 1;
                 self.next_seq = next_seq(hdr.seq);
-                if o.data.len() >= self.want_total {
-                    let p = self.open.take().expect("checked above");
+                if o.data.len() >= self.want_total
+                    && let Some(p) = self.open.take()
+                {
                     self.emit(p, report, out);
                 }
                 return;

@@ -2,7 +2,7 @@
 //! captures, and the contract with the decoder's scanner (every framing must be found,
 //! learned and decoded cleanly).
 
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::*;
 use crate::trace::Report;
@@ -95,8 +95,9 @@ fn ipv6(next: u8, src: &str, dst: &str, l4: &[u8]) -> Vec<u8> {
     let mut v = vec![0x60, 0, 0, 0];
     v.extend((l4.len() as u16).to_be_bytes());
     v.extend([next, 64]);
-    v.extend(src.parse::<Ipv6Addr>().unwrap().octets());
-    v.extend(dst.parse::<Ipv6Addr>().unwrap().octets());
+    for a in [src, dst] {
+        v.extend(a.parse::<Ipv6Addr>().map_or([0xEE; 16], |a| a.octets()));
+    }
     v.extend(l4);
     v
 }
@@ -225,7 +226,7 @@ fn decode_with(out: &[u8], framing: Option<Framing>) -> Decoded {
     };
     let mut s = Scanner::open(out, &so).unwrap();
     let mut ctes = Vec::new();
-    while let Some(c) = s.next().unwrap() {
+    while let Some(c) = s.next_cte().unwrap() {
         let b = c.bytes;
         let off = c.header.data_offset as usize;
         let pl = be16(b, off);
@@ -388,7 +389,7 @@ fn first_record_and_ctes_at_exact_offsets() {
     );
     assert_eq!(
         &out[p + 0x20..p + 0x30],
-        &"2001:db8::2".parse::<Ipv6Addr>().unwrap().octets()
+        &Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2).octets()
     );
     assert_eq!(&out[p + 0x40..p + 0x44], &[0, 53, 0x14, 0xE9]);
     assert_eq!(&out[p + 92..p + 92 + 60], &ip[..]);
@@ -906,14 +907,20 @@ fn direction_flags_and_device_types() {
             .map(|(_, h, _)| (h.flags.0, h.dev_type.0))
             .collect()
     };
-    let both: Vec<IpAddr> = vec!["10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap()];
+    let both: Vec<IpAddr> = vec![
+        Ipv4Addr::new(10, 0, 0, 1).into(),
+        Ipv4Addr::new(10, 0, 0, 2).into(),
+    ];
     let o = Options {
         hosts: both,
         ..Options::default()
     };
     assert_eq!(flags_of(&o, &sample()), [(0x81, 39), (0x00, 53)]);
     let o = Options {
-        hosts: vec!["10.0.0.2".parse().unwrap(), "2001:db8::2".parse().unwrap()],
+        hosts: vec![
+            Ipv4Addr::new(10, 0, 0, 2).into(),
+            Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2).into(),
+        ],
         ..Options::default()
     };
     assert_eq!(flags_of(&o, &sample()), [(0x00, 39), (0x01, 53)]);

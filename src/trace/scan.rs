@@ -591,7 +591,7 @@ impl<R: Read> Scanner<R> {
     }
 
     /// The next CTE, or `None` at end of file. Damage on the way is reported and skipped.
-    pub fn next(&mut self) -> io::Result<Option<Cte<'_>>> {
+    pub fn next_cte(&mut self) -> io::Result<Option<Cte<'_>>> {
         Ok(self.next_split()?.0)
     }
 
@@ -784,7 +784,7 @@ mod tests {
     fn all(bytes: &[u8], opts: &Options) -> (Vec<(u64, Vec<u8>)>, Report, Layout) {
         let mut s = Scanner::open(bytes, opts).unwrap();
         let mut v = Vec::new();
-        while let Some(c) = s.next().unwrap() {
+        while let Some(c) = s.next_cte().unwrap() {
             v.push((c.offset, c.bytes.to_vec()));
         }
         let l = s.layout().clone();
