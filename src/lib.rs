@@ -7,6 +7,7 @@
 //! `convert` (one input file end to end). `synth` goes the other way (capture -> trace)
 //! and exists to test the decoder against real packets.
 
+pub mod analyze;
 pub mod convert;
 pub mod error;
 pub mod fuzzing;
