@@ -146,12 +146,40 @@ fn first_block_tiles_late(p: &[u8]) -> bool {
     if len > p.len() {
         return false;
     }
-    (5..len.saturating_sub(4)).any(|k| {
-        rdw(&p[k..k + 4]).is_some_and(|(_, code)| {
-            let c = rdw_chain(p, k, len, true, &mut (code >= 2));
-            c.tiles && !c.truncated_last && c.records >= 2
-        })
-    })
+    (5..len.saturating_sub(4).min(MAX_RECORD)).any(|k| tiles_from(&p[..len], k, true, 2))
+}
+
+/// Longest record a descriptor can frame: the next good descriptor after a broken one
+/// is at most this far away, which bounds the searches.
+const MAX_RECORD: usize = 65_536;
+
+/// Whether RDWs from `k` tile `b` to its end (or, when `b` is not the whole block, run
+/// past it) with at least `min` records, segment codes in order. Walks at most 64
+/// descriptors: that many in a row is proof enough, and it keeps a search over every
+/// `k` linear on hostile input.
+fn tiles_from(b: &[u8], k: usize, whole: bool, min: usize) -> bool {
+    let Some((_, first)) = b.get(k..k + 4).and_then(rdw) else {
+        return false;
+    };
+    let mut span = first >= 2;
+    let mut at = k;
+    for n in 0..64 {
+        if at == b.len() {
+            return n >= min;
+        }
+        let Some((len, code)) = b.get(at..at + 4).and_then(rdw) else {
+            return false;
+        };
+        if (code >= 2) != span {
+            return false;
+        }
+        span = code == 1 || code == 3;
+        at += len;
+        if at > b.len() {
+            return !whole && n + 1 >= min;
+        }
+    }
+    true
 }
 
 /// Decides the framing from a prefix of the file. `whole` says the prefix is the whole
@@ -260,8 +288,10 @@ impl<R: Read> Deframer<R> {
                 self.buf.drain(..self.start);
                 self.start = 0;
             }
+            // Grow by at most a chunk per read: `n` may come from a damaged length field,
+            // and the file may be far shorter than it claims.
             let old = self.buf.len();
-            self.buf.resize(old + CHUNK.max(n), 0);
+            self.buf.resize(old + CHUNK, 0);
             let got = loop {
                 match self.src.read(&mut self.buf[old..]) {
                     Ok(k) => break k,
@@ -482,16 +512,14 @@ impl<R: Read> Deframer<R> {
         self.consume(n);
         self.block_left -= n;
         self.salvage_starts = !self.in_span;
-        self.want(self.block_left)?;
+        // Large-block BDWs claim up to 2 GiB: look at most a few chunks ahead.
+        self.want(self.block_left.min(4 * CHUNK))?;
         let end = self.avail().min(self.block_left);
         let whole = end == self.block_left;
         let b = &self.buf[self.start..self.start + end];
-        let found = (0..end.saturating_sub(4)).find_map(|k| {
-            let (_, code) = rdw(&b[k..k + 4])?;
-            let mut span = code >= 2;
-            let c = rdw_chain(b, k, end, true, &mut span);
-            (c.tiles && c.records > 0 && !(whole && c.truncated_last)).then_some((k, code))
-        });
+        let found = (0..end.saturating_sub(4).min(MAX_RECORD))
+            .find(|&k| tiles_from(b, k, whole, 1))
+            .and_then(|k| Some((k, rdw(&b[k..k + 4])?.1)));
         match found {
             Some((k, code)) => {
                 self.salvage = k;
