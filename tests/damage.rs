@@ -280,3 +280,46 @@ fn a_cte_length_damaged_upwards_is_not_taken_for_the_end_of_the_file() {
             .all(|i| i.kind != IssueKind::Truncated)
     );
 }
+
+#[test]
+fn long_zero_fill_and_long_garbage_are_accounted_in_one_piece() {
+    let trace = synth_trace("tls12__zeek.pcap", &synth::Options::default());
+    let (_, full) = decode(&trace);
+    // Zeros after the last record (a padded copy): padding, still clean.
+    let mut padded = trace.clone();
+    padded.resize(trace.len() + (3 << 20), 0);
+    let (sum, got) = decode(&padded);
+    assert_eq!(got, full);
+    assert!(sum.clean(), "{:?}", sum.report.issues);
+    assert_eq!(
+        sum.report.padding_bytes,
+        decode(&trace).0.report.padding_bytes + (3 << 20)
+    );
+    // Garbage after the last record: skipped, reported once with its offset and length
+    // although it is searched a window at a time.
+    let mut junk = trace.clone();
+    let mut x = 0x9E37_79B9u32;
+    junk.extend((0..(3 << 20)).map(|_| {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        (x >> 24) as u8 | 0x80
+    }));
+    let (sum, got) = decode(&junk);
+    assert_eq!(got, full);
+    let skips: Vec<_> = sum
+        .report
+        .issues
+        .iter()
+        .filter(|i| i.kind == IssueKind::Skipped)
+        .collect();
+    // The broken "descriptor" and the rest: two reasons, no more.
+    assert!(skips.len() <= 2, "{skips:?}");
+    assert_eq!(skips[0].offset as usize, trace.len());
+    assert_eq!(sum.report.bytes_skipped, 3 << 20);
+    // None of it is passed off as writer headers.
+    assert_eq!(
+        sum.report.header_bytes,
+        decode(&trace).0.report.header_bytes
+    );
+}

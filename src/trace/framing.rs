@@ -221,6 +221,9 @@ pub struct Piece {
     /// The piece starts a new logical record (a writer header follows). False for raw
     /// chunks and for the continuation segments of a spanned record.
     pub starts_record: bool,
+    /// Bytes after a broken descriptor, handed on unframed (see `Deframer::salvage`):
+    /// whether they really start with a writer header is for the scanner to check.
+    pub salvaged: bool,
 }
 
 const CHUNK: usize = 1 << 20;
@@ -355,6 +358,7 @@ impl<R: Read> Deframer<R> {
             len: n,
             record: self.record.max(1),
             starts_record: starts && self.fixed.is_some(),
+            salvaged: false,
         };
         out.extend_from_slice(&self.buf[self.start..self.start + n]);
         self.consume(n);
@@ -371,6 +375,15 @@ impl<R: Read> Deframer<R> {
             }
             if self.searching {
                 self.search()?;
+                continue;
+            }
+            if self.block_left == 0
+                && self.want(4)?
+                && self.buf[self.start..self.start + 4] == [0; 4]
+            {
+                // Zero fill between or after records (a padded copy): not a descriptor,
+                // not damage either.
+                self.skip_zeros(report)?;
                 continue;
             }
             if self.framing == Framing::Bdw && self.block_left == 0 {
@@ -435,6 +448,7 @@ impl<R: Read> Deframer<R> {
                 len: have,
                 record: self.record.max(1),
                 starts_record: !continues,
+                salvaged: false,
             };
             out.extend_from_slice(&self.buf[self.start..self.start + have]);
             self.consume(have);
@@ -487,6 +501,23 @@ impl<R: Read> Deframer<R> {
         Ok(None)
     }
 
+    /// Consumes a run of zero bytes as padding, a chunk at a time.
+    fn skip_zeros(&mut self, report: &mut Report) -> io::Result<()> {
+        while self.want(1)? {
+            let avail = &self.buf[self.start..];
+            let (n, all) = match avail.iter().position(|&b| b != 0) {
+                Some(n) => (n, false),
+                None => (avail.len(), true),
+            };
+            report.padding_bytes += n as u64;
+            self.consume(n);
+            if !all {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     /// A descriptor is broken: counts it as skipped and finds the next plausible chain.
     /// The bytes in between are handed on as unframed data (see `salvage`), because
     /// usually only the descriptor is damaged and the record body is still good.
@@ -496,8 +527,10 @@ impl<R: Read> Deframer<R> {
         report.resyncs += 1;
         self.consume(n);
         self.block_left = 0;
+        // A broken descriptor inside a spanned record most likely framed a continuation
+        // segment, which has no writer header.
+        self.salvage_starts = !self.in_span;
         self.in_span = false;
-        self.salvage_starts = true;
         self.search()
     }
 
@@ -547,6 +580,9 @@ impl<R: Read> Deframer<R> {
                 break;
             }
             if self.plausible_chain(k) {
+                // The chain may start inside a spanned record: take its state.
+                let at = self.start + k + if self.framing == Framing::Bdw { 4 } else { 0 };
+                self.in_span = matches!(self.buf.get(at..at + 4).and_then(rdw), Some((_, 2 | 3)));
                 break;
             }
             k += 1;
@@ -569,6 +605,7 @@ impl<R: Read> Deframer<R> {
             len: n,
             record: self.record.max(1),
             starts_record: self.salvage_starts,
+            salvaged: true,
         };
         self.salvage_starts = false;
         out.extend_from_slice(&self.buf[self.start..self.start + n]);

@@ -121,6 +121,16 @@ impl Report {
     /// Records `len` skipped bytes at `offset`.
     pub fn skip(&mut self, offset: u64, record: Option<u64>, len: u64, why: &str) {
         self.bytes_skipped += len;
+        // A gap reported in pieces (a long resynchronisation) stays one issue.
+        if let Some(last) = self.issues.last_mut()
+            && last.kind == IssueKind::Skipped
+            && last.offset + last.len == offset
+            && last.message.ends_with(why)
+        {
+            last.len += len;
+            last.message = format!("{} bytes skipped: {why}", last.len);
+            return;
+        }
         self.issue(
             offset,
             record,

@@ -16,6 +16,10 @@ const PREFIX: usize = 4 << 20;
 const SAMPLE_RECORDS: usize = 64;
 /// Largest writer header considered.
 pub const MAX_HEADER: usize = 4096;
+/// Header lengths scored when learning (the best supported ones).
+const MAX_CANDIDATES: usize = 32;
+/// Bytes a resynchronisation searches before it accounts for them and moves on.
+const RESYNC_WINDOW: usize = 1 << 20;
 /// Largest CTE (its length is 16 bits).
 const MAX_CTE: usize = 65_535;
 
@@ -81,6 +85,9 @@ pub struct Scanner<R> {
     raw_header: Option<usize>,
     /// The start of a raw stream has been dealt with.
     started: bool,
+    /// A resynchronisation that gave up the window and goes on at `pos` (reason,
+    /// whether it follows an end-of-buffer mark).
+    pending: Option<(String, bool)>,
     report: Report,
     scratch: Vec<u8>,
 }
@@ -247,17 +254,24 @@ fn learn_header(records: &[Vec<u8>]) -> (usize, i64, u64) {
     let max_len = records.iter().map(Vec::len).max().unwrap_or(0);
     let top = MAX_HEADER.min(max_len.saturating_sub(2));
     let mut best = (0usize, i64::MIN, 0u64);
+    // Candidates: offsets where some sample record shows a CTE head, or that a CTE
+    // straddling into a record implies. Only the best supported few are scored, so
+    // hostile input with heads planted everywhere cannot make opening a file slow.
     let from_carries = carry_candidates(records);
-    for h in 0..=top {
-        // Cheap pre-check: some sample record must show a CTE head at h, or a CTE that
-        // straddles into a record must end where h would put it.
-        if !records
-            .iter()
-            .any(|r| r.len() >= h + HEADER_LEN + 2 && cte::check_head(&r[h..]).is_ok())
-            && !from_carries.contains(&h)
-        {
-            continue;
-        }
+    let mut candidates: Vec<(usize, usize)> = (0..=top)
+        .map(|h| {
+            let heads = records
+                .iter()
+                .filter(|r| r.len() >= h + HEADER_LEN + 2 && cte::check_head(&r[h..]).is_ok())
+                .count();
+            (h, heads + from_carries.iter().filter(|&&c| c == h).count())
+        })
+        .filter(|&(_, n)| n > 0)
+        .collect();
+    candidates.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    candidates.truncate(MAX_CANDIDATES);
+    candidates.sort_unstable();
+    for (h, _) in candidates {
         let (s, e) = score(records, h);
         if s > best.1 {
             best = (h, s, e);
@@ -375,6 +389,7 @@ impl<R: Read> Scanner<R> {
             raw_header: (!boundaries && opts.header_len.is_some()).then_some(layout.header_len),
             layout,
             started: false,
+            pending: None,
             win: Vec::with_capacity(2 << 20),
             pos: 0,
             base: 0,
@@ -429,6 +444,18 @@ impl<R: Read> Scanner<R> {
             } else {
                 0
             };
+            // Salvaged bytes count as a record with a header only if a CTE (or an
+            // end-of-buffer mark) follows it; otherwise they are all left to the CTE
+            // search, so garbage is never passed off as writer header bytes.
+            let h = self.header_left;
+            if piece.salvaged
+                && h > 0
+                && !data
+                    .get(h..h + HEADER_LEN + 2)
+                    .is_some_and(|b| cte::check_head(b).is_ok() || b[..2] == [0, 0])
+            {
+                self.header_left = 0;
+            }
         } else if self.report.records == 0 {
             self.report.records = 1;
         }
@@ -484,9 +511,10 @@ impl<R: Read> Scanner<R> {
 
     /// Stream offset of the next record start after `stream`, if already in the window.
     fn next_record_start(&self, stream: u64) -> Option<u64> {
+        let i = self.segs.partition_point(|s| s.stream <= stream);
         self.segs
-            .iter()
-            .find(|s| s.starts_record && s.stream > stream)
+            .range(i..)
+            .find(|s| s.starts_record)
             .map(|s| s.stream)
     }
 
@@ -538,7 +566,21 @@ impl<R: Read> Scanner<R> {
     /// From `from` (a window position), finds the next valid CTE and consumes the gap.
     fn resync(&mut self, from: usize, why: &str, after_end_mark: bool) -> io::Result<()> {
         // Damage at `from`: the first candidate is the next byte.
-        let mut q = if after_end_mark { from } else { from + 1 };
+        let first = if after_end_mark { from } else { from + 1 };
+        self.resync_from(from, first, why, after_end_mark, true)
+    }
+
+    /// The search of `resync`, from candidate `q` on. It gives up the window after
+    /// RESYNC_WINDOW bytes, accounting for them and leaving the rest to `advance`
+    /// (`pending`), so a long stretch of garbage never has to sit in memory at once.
+    fn resync_from(
+        &mut self,
+        from: usize,
+        mut q: usize,
+        why: &str,
+        after_end_mark: bool,
+        new_gap: bool,
+    ) -> io::Result<()> {
         loop {
             if !self.want(q - self.pos + HEADER_LEN + 2)? {
                 // End of file: the rest is padding or undecodable.
@@ -552,9 +594,18 @@ impl<R: Read> Scanner<R> {
                 break;
             }
             q += 1;
+            if q - from >= RESYNC_WINDOW {
+                self.account_gap(from, q, why, after_end_mark);
+                if new_gap && !after_end_mark {
+                    self.report.resyncs += 1;
+                }
+                self.pos = q;
+                self.pending = Some((why.to_string(), after_end_mark));
+                return Ok(());
+            }
         }
         self.account_gap(from, q, why, after_end_mark);
-        if q > from && !after_end_mark {
+        if new_gap && q > from && !after_end_mark {
             self.report.resyncs += 1;
         }
         self.pos = q;
@@ -614,6 +665,11 @@ impl<R: Read> Scanner<R> {
     fn advance(&mut self) -> io::Result<Option<(usize, usize, CteHeader)>> {
         loop {
             self.compact();
+            if let Some((why, mark)) = self.pending.take() {
+                let p = self.pos;
+                self.resync_from(p, p, &why, mark, false)?;
+                continue;
+            }
             // Raw streams: bytes before the first CTE are the writer header.
             if !self.boundaries()
                 && self.base == 0
@@ -685,12 +741,13 @@ impl<R: Read> Scanner<R> {
             if l == 0 {
                 // End of buffer: the rest up to the next record is zero fill.
                 if self.boundaries() {
+                    // Bounded: a record (or salvaged bytes) may go on for a long time.
                     let to = loop {
                         if let Some(next) = self.next_record_start(self.base + p as u64) {
-                            break (next - self.base) as usize;
+                            break ((next - self.base) as usize).min(p + RESYNC_WINDOW);
                         }
-                        if !self.fill()? {
-                            break self.win.len();
+                        if self.win.len() - p >= RESYNC_WINDOW || !self.fill()? {
+                            break self.win.len().min(p + RESYNC_WINDOW);
                         }
                     };
                     if self.win[p..to].iter().all(|&b| b == 0) {
