@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use std::io::{Read, Write};
 
 use crate::Error;
+use crate::analyze::{self, Analyzer, rows::Sink as RowSink};
 use crate::net::Filter;
 use crate::output::{libpcap, pcapng};
 use crate::packet::{self, Assembler, Counts, Packet};
@@ -46,12 +47,17 @@ pub struct Summary {
     pub interfaces: BTreeMap<String, u64>,
     /// Discarded packets per code.
     pub discards: BTreeMap<u16, u64>,
+    /// What the analysis counted, when the CSV tables were made.
+    pub analysis: Option<analyze::Stats>,
+    /// For an ordinary capture (`zctrace analyze`): what was read.
+    pub capture: Option<crate::synth::CaptureCounts>,
 }
 
 impl Summary {
     /// Nothing skipped, resynchronised, incomplete or left unknown (exit status 0).
     pub fn clean(&self) -> bool {
-        self.report.clean() && self.counts.incomplete == 0 && self.counts.orphan_segments == 0
+        !self.capture.as_ref().is_some_and(|c| c.truncated)
+            && self.report.clean() && self.counts.incomplete == 0 && self.counts.orphan_segments == 0
     }
 
     /// The per-file summary printed by `convert` and `info`.
@@ -60,6 +66,19 @@ impl Summary {
         let r = &self.report;
         let l = &self.layout;
         let mut s = String::new();
+        if let Some(cap) = &self.capture {
+            let _ = writeln!(
+                s,
+                "{name}: capture with {} packets, {} frames not usable{}",
+                cap.packets,
+                cap.skipped,
+                if cap.truncated { ", cut short" } else { "" }
+            );
+            if let Some(a) = &self.analysis {
+                let _ = write!(s, "{}", a.render());
+            }
+            return s;
+        }
         let _ = writeln!(
             s,
             "{name}: {} CTEs in {} records, {} packets ({} reassembled, {} incomplete, {} abbreviated, {} discarded), {} written",
@@ -130,6 +149,9 @@ impl Summary {
                 .collect();
             let _ = writeln!(s, "  discards: {}", v.join("; "));
         }
+        if let Some(a) = &self.analysis {
+            let _ = write!(s, "{}", a.render());
+        }
         let _ = writeln!(
             s,
             "  bytes: {} read, {} skipped, {} resyncs, {} padding, {} writer headers, {} descriptors",
@@ -188,8 +210,24 @@ pub fn convert<R: Read, W: Write>(
     source_name: &str,
     opts: &Options,
     discards: &DiscardTable,
+    progress: impl FnMut(u64),
+) -> Result<(Summary, W), Error> {
+    convert_analyzed(src, out, None, source_name, opts, discards, progress)
+}
+
+/// `convert`, also feeding every packet written to the analysis, whose rows go to
+/// `tables` (the CSV outputs). Packet numbers are the pcapng frame numbers.
+pub fn convert_analyzed<R: Read, W: Write>(
+    src: R,
+    out: W,
+    tables: Option<(&mut dyn RowSink, &analyze::Options)>,
+    source_name: &str,
+    opts: &Options,
+    discards: &DiscardTable,
     mut progress: impl FnMut(u64),
 ) -> Result<(Summary, W), Error> {
+    let mut analyzer = tables.map(|(sink, o)| Analyzer::new(sink, o.clone(), discards));
+    let mut frames = 0u64;
     let mut scanner = Scanner::open(src, &opts.scan)?;
     let layout = scanner.layout().clone();
     let section = pcapng::Section {
@@ -234,6 +272,23 @@ pub fn convert<R: Read, W: Write>(
             Ok(()) => sum.written += 1,
             Err(e) => failure = Some(e),
         }
+        frames += 1;
+        if let Some(a) = &mut analyzer {
+            let input = analyze::Input {
+                frame: frames,
+                time_ns: p.time_ns,
+                interface: &p.interface,
+                outbound: Some(p.outbound()),
+                link: p.link,
+                data: &p.data,
+                orig_len: p.orig_len,
+                discard: p.discard,
+                note: packet_note(p),
+            };
+            if let Err(e) = a.packet(&input) {
+                failure = Some(Error::Unlocated(e));
+            }
+        }
     };
     let mut n = 0u64;
     loop {
@@ -249,6 +304,10 @@ pub fn convert<R: Read, W: Write>(
     if let Some(e) = failure {
         return Err(e);
     }
+    if let Some(a) = analyzer {
+        let (_, stats) = a.finish().map_err(Error::Unlocated)?;
+        sum.analysis = Some(stats);
+    }
     progress(scanner.report().bytes_read);
     let out = match sink {
         Sink::Pcapng(w) => w.finish()?,
@@ -261,6 +320,20 @@ pub fn convert<R: Read, W: Write>(
     Ok((sum, out))
 }
 
+/// packets.csv `note`: what the pcapng comments say, discards aside (they have columns).
+fn packet_note(p: &Packet) -> String {
+    let mut v = Vec::new();
+    if p.abbreviated() {
+        v.push(format!("abbreviated: {} of {} bytes traced", p.data.len(), p.orig_len));
+    }
+    if p.incomplete {
+        v.push("incomplete: segments missing".to_string());
+    } else if p.segments > 1 {
+        v.push(format!("reassembled from {} trace records", p.segments));
+    }
+    v.join("; ")
+}
+
 /// Format ids given on the command line.
 pub fn parse_format_id(s: &str) -> Result<FormatId, String> {
     let v = if let Some(h) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
@@ -270,4 +343,40 @@ pub fn parse_format_id(s: &str) -> Result<FormatId, String> {
     };
     v.map(FormatId)
         .map_err(|_| format!("format id {s:?} is not a number"))
+}
+
+/// `zctrace analyze` on an ordinary capture (pcap or pcapng): every packet through the
+/// analysis, rows to `tables`. Direction comes from `opts.local`.
+pub fn analyze_capture<R: Read>(
+    src: R,
+    tables: &mut dyn RowSink,
+    opts: &analyze::Options,
+    discards: &DiscardTable,
+) -> Result<(crate::synth::CaptureCounts, analyze::Stats), Error> {
+    let mut a = Analyzer::new(tables, opts.clone(), discards);
+    let mut frame = 0u64;
+    let counts = crate::synth::read_packets(src, |c| {
+        frame += 1;
+        a.packet(&analyze::Input {
+            frame,
+            time_ns: c.time_ns,
+            interface: "capture",
+            outbound: None,
+            link: c.link,
+            data: c.data,
+            orig_len: c.orig_len,
+            discard: crate::trace::DiscardCode(0),
+            note: String::new(),
+        })
+    })?;
+    let (_, stats) = a.finish().map_err(Error::Unlocated)?;
+    Ok((counts, stats))
+}
+
+/// Whether a file starts like a pcap or pcapng capture rather than a z/OS trace.
+pub fn is_capture(prefix: &[u8]) -> bool {
+    matches!(
+        prefix.get(..4),
+        Some([0xA1, 0xB2, 0xC3, 0xD4] | [0xD4, 0xC3, 0xB2, 0xA1] | [0xA1, 0xB2, 0x3C, 0x4D] | [0x4D, 0x3C, 0xB2, 0xA1] | [0x0A, 0x0D, 0x0D, 0x0A])
+    )
 }

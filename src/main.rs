@@ -47,6 +47,28 @@ enum Cmd {
         /// No progress bar and no per-file summary (problems still go to stderr).
         #[arg(short, long)]
         quiet: bool,
+        /// Do not write the CSV tables (packets, sessions, ftp, tls, exceptions).
+        #[arg(long = "no-csv")]
+        no_csv: bool,
+        #[command(flatten)]
+        decode: DecodeArgs,
+        #[command(flatten)]
+        filter: FilterArgs,
+    },
+    /// Write only the CSV tables, for z/OS traces and for ordinary pcap/pcapng captures.
+    Analyze {
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
+        /// Output directory (created if missing).
+        #[arg(short, long)]
+        out: PathBuf,
+        /// For captures: the z/OS side's addresses (repeatable). Default: the source of
+        /// the first packet.
+        #[arg(long)]
+        local: Vec<Prefix>,
+        /// No progress bar and no per-file summary (problems still go to stderr).
+        #[arg(short, long)]
+        quiet: bool,
         #[command(flatten)]
         decode: DecodeArgs,
         #[command(flatten)]
@@ -305,9 +327,18 @@ fn run(cli: Cli) -> Result<Status> {
             out,
             libpcap,
             quiet,
+            no_csv,
             decode,
             filter,
-        } => convert_files(&traces, &out, libpcap, quiet, &decode, &filter),
+        } => convert_files(&traces, &out, libpcap, !no_csv, quiet, &decode, &filter),
+        Cmd::Analyze {
+            inputs,
+            out,
+            local,
+            quiet,
+            decode,
+            filter,
+        } => analyze_files(&inputs, &out, &local, quiet, &decode, &filter),
         Cmd::Info { traces, decode } => info_files(&traces, &decode),
         Cmd::Dump {
             trace,
@@ -359,54 +390,229 @@ fn output_names(traces: &[PathBuf], out: &Path, ext: &str) -> Vec<PathBuf> {
         .collect()
 }
 
+/// Output files written under temporary names and renamed together when all is done.
+struct Outputs {
+    tmps: Vec<PathBuf>,
+    dests: Vec<PathBuf>,
+}
+
+impl Outputs {
+    fn create(dests: Vec<PathBuf>) -> Result<(Outputs, Vec<BufWriter<File>>)> {
+        let mut o = Outputs {
+            tmps: Vec::new(),
+            dests,
+        };
+        let mut writers = Vec::new();
+        for d in &o.dests {
+            let tmp = d.with_file_name(format!(
+                ".{}.{}.tmp",
+                d.file_name()
+                    .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+                std::process::id()
+            ));
+            let w = match File::create(&tmp) {
+                Ok(w) => w,
+                Err(e) => {
+                    o.abort();
+                    return Err(anyhow::Error::new(e).context(format!("{}: cannot create", tmp.display())));
+                }
+            };
+            o.tmps.push(tmp);
+            writers.push(BufWriter::with_capacity(1 << 20, w));
+        }
+        Ok((o, writers))
+    }
+
+    fn commit(self, writers: Vec<BufWriter<File>>) -> Result<()> {
+        for (mut w, t) in writers.into_iter().zip(&self.tmps) {
+            if let Err(e) = w.flush() {
+                self.abort();
+                return Err(anyhow::Error::new(e).context(format!("{}: cannot write", t.display())));
+            }
+        }
+        for (t, d) in self.tmps.iter().zip(&self.dests) {
+            std::fs::rename(t, d)
+                .with_context(|| format!("{}: cannot rename to {}", t.display(), d.display()))?;
+        }
+        Ok(())
+    }
+
+    fn abort(&self) {
+        for t in &self.tmps {
+            let _ = std::fs::remove_file(t);
+        }
+    }
+}
+
+/// The CSV file names for an output whose main file is `dest` (NAME.pcapng): NAME.packets.csv ...
+fn csv_names(dest: &Path) -> Vec<PathBuf> {
+    let stem = dest.with_extension("");
+    zctrace::output::csv::NAMES
+        .iter()
+        .map(|n| {
+            let mut p = stem.clone().into_os_string();
+            p.push(format!(".{n}.csv"));
+            PathBuf::from(p)
+        })
+        .collect()
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    matches!((a.canonicalize(), b.canonicalize()), (Ok(a), Ok(b)) if a == b)
+}
+
 fn convert_one(
     trace: &Path,
     dest: &Path,
+    csv: bool,
     opts: &convert::Options,
     discards: &DiscardTable,
     bar: &ProgressBar,
 ) -> Result<convert::Summary> {
-    if let (Ok(a), Ok(b)) = (trace.canonicalize(), dest.canonicalize())
-        && a == b
-    {
+    let mut dests = vec![dest.to_path_buf()];
+    if csv {
+        dests.extend(csv_names(dest));
+    }
+    if dests.iter().any(|d| same_file(trace, d)) {
         bail!("{}: output would overwrite the input", trace.display());
     }
     let f = File::open(trace).with_context(|| format!("{}: cannot open", trace.display()))?;
     if let Ok(m) = f.metadata() {
         bar.set_length(m.len());
     }
-    let tmp = dest.with_file_name(format!(
-        ".{}.{}.tmp",
-        dest.file_name()
-            .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
-        std::process::id()
-    ));
-    let w = File::create(&tmp).with_context(|| format!("{}: cannot create", tmp.display()))?;
-    let w = BufWriter::with_capacity(1 << 20, w);
+    let (outs, mut writers) = Outputs::create(dests)?;
+    let main = writers.remove(0);
     let name = trace.display().to_string();
-    let result = convert::convert(f, w, &name, opts, discards, |n| bar.set_position(n));
-    let (summary, mut w) = match result {
+    let mut tables = if csv {
+        let ws: [BufWriter<File>; 5] = match writers.drain(..).collect::<Vec<_>>().try_into() {
+            Ok(ws) => ws,
+            Err(_) => bail!("internal: five CSV writers expected"),
+        };
+        Some(zctrace::output::csv::Tables::new(ws)?)
+    } else {
+        None
+    };
+    let analysis = zctrace::analyze::Options::default();
+    let result = convert::convert_analyzed(
+        f,
+        main,
+        tables
+            .as_mut()
+            .map(|t| (t as &mut dyn zctrace::analyze::rows::Sink, &analysis)),
+        &name,
+        opts,
+        discards,
+        |n| bar.set_position(n),
+    );
+    let (summary, main) = match result {
         Ok(x) => x,
         Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
+            outs.abort();
             return Err(anyhow::Error::new(e).context(name));
         }
     };
-    if let Err(e) = w.flush() {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(anyhow::Error::new(e).context(format!("{}: cannot write", tmp.display())));
+    let mut all = vec![main];
+    if let Some(t) = tables {
+        match t.finish() {
+            Ok(ws) => all.extend(ws),
+            Err(e) => {
+                outs.abort();
+                return Err(anyhow::Error::new(e).context(name));
+            }
+        }
     }
-    drop(w);
-    std::fs::rename(&tmp, dest)
-        .with_context(|| format!("{}: cannot rename to {}", tmp.display(), dest.display()))?;
+    outs.commit(all)?;
     bar.finish_and_clear();
     Ok(summary)
+}
+
+/// `analyze` on one input: a z/OS trace (decoded as by `convert`, no pcapng) or an
+/// ordinary capture.
+fn analyze_one(
+    input: &Path,
+    dest: &Path,
+    local: &[Prefix],
+    opts: &convert::Options,
+    discards: &DiscardTable,
+) -> Result<convert::Summary> {
+    let dests = csv_names(dest);
+    if dests.iter().any(|d| same_file(input, d)) {
+        bail!("{}: output would overwrite the input", input.display());
+    }
+    let mut f = File::open(input).with_context(|| format!("{}: cannot open", input.display()))?;
+    let mut magic = [0u8; 4];
+    let n = io::Read::read(&mut f, &mut magic).unwrap_or(0);
+    let src = io::Read::chain(io::Cursor::new(magic[..n].to_vec()), f);
+    let (outs, writers) = Outputs::create(dests)?;
+    let ws: [BufWriter<File>; 5] = match writers.try_into() {
+        Ok(ws) => ws,
+        Err(_) => bail!("internal: five CSV writers expected"),
+    };
+    let mut tables = zctrace::output::csv::Tables::new(ws)?;
+    let analysis = zctrace::analyze::Options {
+        local: local.to_vec(),
+    };
+    let name = input.display().to_string();
+    let result = if convert::is_capture(&magic[..n]) {
+        convert::analyze_capture(src, &mut tables, &analysis, discards).map(|(c, stats)| {
+            let mut s = convert::Summary {
+                written: c.packets,
+                analysis: Some(stats),
+                ..Default::default()
+            };
+            s.capture = Some(c);
+            s
+        })
+    } else {
+        convert::convert_analyzed(src, io::sink(), Some((&mut tables, &analysis)), &name, opts, discards, |_| {})
+            .map(|(s, _)| s)
+    };
+    let summary = match result {
+        Ok(s) => s,
+        Err(e) => {
+            outs.abort();
+            return Err(anyhow::Error::new(e).context(name));
+        }
+    };
+    match tables.finish() {
+        Ok(ws) => outs.commit(ws.into())?,
+        Err(e) => {
+            outs.abort();
+            return Err(anyhow::Error::new(e).context(name));
+        }
+    }
+    Ok(summary)
+}
+
+fn analyze_files(
+    inputs: &[PathBuf],
+    out: &Path,
+    local: &[Prefix],
+    quiet: bool,
+    decode: &DecodeArgs,
+    filter: &FilterArgs,
+) -> Result<Status> {
+    let discards = decode.discards()?;
+    std::fs::create_dir_all(out)
+        .with_context(|| format!("{}: cannot create directory", out.display()))?;
+    let opts = decode.options(filter, Output::None);
+    let dests = output_names(inputs, out, "csv");
+    let results: Vec<Result<convert::Summary>> = inputs
+        .par_iter()
+        .zip(dests.par_iter())
+        .map(|(i, d)| analyze_one(i, d, local, &opts, &discards))
+        .collect();
+    let shown: Vec<PathBuf> = dests.iter().map(|d| csv_names(d)[0].with_file_name(
+        d.with_extension("").file_name().map_or_else(String::new, |n| format!("{}.*.csv", n.to_string_lossy())),
+    )).collect();
+    report_batch(inputs, &results, &shown, quiet, &discards)
 }
 
 fn convert_files(
     traces: &[PathBuf],
     out: &Path,
     libpcap: bool,
+    csv: bool,
     quiet: bool,
     decode: &DecodeArgs,
     filter: &FilterArgs,
@@ -438,7 +644,7 @@ fn convert_files(
                 t.file_name()
                     .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
             );
-            convert_one(t, d, &opts, &discards, &bar)
+            convert_one(t, d, csv, &opts, &discards, &bar)
         })
         .collect();
     report_batch(traces, &results, &dests, quiet, &discards)

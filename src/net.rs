@@ -60,6 +60,185 @@ pub fn endpoints(link: Link, data: &[u8]) -> Endpoints {
     e
 }
 
+/// TCP header fields the analysis needs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Tcp {
+    pub seq: u32,
+    pub ack: u32,
+    /// Flags byte: CWR ECE URG ACK PSH RST SYN FIN from the high bit down.
+    pub flags: u8,
+    pub window: u16,
+    pub mss: Option<u16>,
+    pub wscale: Option<u8>,
+}
+
+impl Tcp {
+    pub const FIN: u8 = 0x01;
+    pub const SYN: u8 = 0x02;
+    pub const RST: u8 = 0x04;
+    pub const PSH: u8 = 0x08;
+    pub const ACK: u8 = 0x10;
+
+    pub fn has(&self, f: u8) -> bool {
+        self.flags & f != 0
+    }
+
+    /// Set flags by name, high bit first, separated by one space (`ACK PSH FIN`).
+    pub fn flag_names(&self) -> String {
+        const NAMES: [&str; 8] = ["CWR", "ECE", "URG", "ACK", "PSH", "RST", "SYN", "FIN"];
+        let mut out = String::new();
+        for (i, n) in NAMES.iter().enumerate() {
+            if self.flags & (0x80 >> i) != 0 {
+                if !out.is_empty() {
+                    out.push(' ');
+                }
+                out.push_str(n);
+            }
+        }
+        out
+    }
+}
+
+/// What the analysis reads from one packet: addresses, IP and transport header fields,
+/// the true lengths (from the headers and the packet's original length, not from the
+/// bytes traced) and the transport payload that is present.
+#[derive(Clone, Debug, Default)]
+pub struct View<'a> {
+    pub src: Option<IpAddr>,
+    pub dst: Option<IpAddr>,
+    pub protocol: Option<u8>,
+    pub arp: bool,
+    /// The IP packet as present (link header stripped).
+    pub ip: &'a [u8],
+    /// True IP datagram length.
+    pub ip_len: u32,
+    pub ip_id: Option<u16>,
+    pub ttl: Option<u8>,
+    /// A fragment: (offset in bytes, more fragments follow).
+    pub fragment: Option<(u32, bool)>,
+    pub src_port: Option<u16>,
+    pub dst_port: Option<u16>,
+    pub tcp: Option<Tcp>,
+    /// True transport payload length (TCP/UDP), from the IP length.
+    pub payload_len: Option<u32>,
+    /// Transport payload bytes present in the trace (may be fewer than `payload_len`).
+    pub payload: &'a [u8],
+}
+
+/// Reads the headers of a packet. Missing pieces (abbreviated packets, unknown
+/// protocols) leave fields empty; nothing here fails.
+pub fn view(link: Link, data: &[u8], orig_len: u32) -> View<'_> {
+    let mut v = View::default();
+    let sliced = match link {
+        Link::Raw => LaxSlicedPacket::from_ip(data).ok(),
+        Link::Ethernet => LaxSlicedPacket::from_ethernet(data).ok(),
+    };
+    let Some(s) = sliced else {
+        return v;
+    };
+    // Length of everything in front of the IP header in `data`.
+    let ip_start;
+    let ip_hdr_len;
+    match &s.net {
+        Some(LaxNetSlice::Ipv4(v4)) => {
+            let h = v4.header();
+            ip_start = h.slice().as_ptr() as usize - data.as_ptr() as usize;
+            v.src = Some(IpAddr::V4(h.source_addr()));
+            v.dst = Some(IpAddr::V4(h.destination_addr()));
+            v.protocol = Some(v4.payload().ip_number.0);
+            v.ip_id = Some(h.identification());
+            v.ttl = Some(h.ttl());
+            ip_hdr_len = h.slice().len() as u32;
+            let total = h.total_len() as u32;
+            v.ip_len = match link {
+                // The original length is the datagram's (TSO packets may claim 0 in
+                // the header); Ethernet frames may carry padding, so trust the header.
+                Link::Raw => orig_len.max(total),
+                Link::Ethernet if total >= ip_hdr_len => total,
+                Link::Ethernet => orig_len.saturating_sub(ip_start as u32),
+            };
+            let off = h.fragments_offset().value() as u32 * 8;
+            if off > 0 || h.more_fragments() {
+                v.fragment = Some((off, h.more_fragments()));
+            }
+        }
+        Some(LaxNetSlice::Ipv6(v6)) => {
+            let h = v6.header();
+            ip_start = h.slice().as_ptr() as usize - data.as_ptr() as usize;
+            v.src = Some(IpAddr::V6(h.source_addr()));
+            v.dst = Some(IpAddr::V6(h.destination_addr()));
+            v.protocol = Some(v6.payload().ip_number.0);
+            v.ttl = Some(h.hop_limit());
+            let pl = v6.payload();
+            // Header plus extension headers: where the transport starts.
+            ip_hdr_len = (pl.payload.as_ptr() as usize - h.slice().as_ptr() as usize) as u32;
+            let declared = 40 + h.payload_length() as u32;
+            v.ip_len = match link {
+                Link::Raw => orig_len.max(declared),
+                Link::Ethernet if h.payload_length() > 0 => declared,
+                Link::Ethernet => orig_len.saturating_sub(ip_start as u32),
+            };
+            for ext in v6.extensions().clone() {
+                if let etherparse::Ipv6ExtensionSlice::Fragment(frag) = ext {
+                    let off = frag.fragment_offset().value() as u32 * 8;
+                    if off > 0 || frag.more_fragments() {
+                        v.fragment = Some((off, frag.more_fragments()));
+                    }
+                }
+            }
+        }
+        Some(LaxNetSlice::Arp(_)) => {
+            v.arp = true;
+            return v;
+        }
+        None => return v,
+    }
+    v.ip = data.get(ip_start..).unwrap_or(&[]);
+    let l4_avail = v.ip.get(ip_hdr_len as usize..).unwrap_or(&[]);
+    let l4_true = v.ip_len.saturating_sub(ip_hdr_len);
+    match &s.transport {
+        Some(TransportSlice::Tcp(t)) => {
+            v.src_port = Some(t.source_port());
+            v.dst_port = Some(t.destination_port());
+            let mut tcp = Tcp {
+                seq: t.sequence_number(),
+                ack: t.acknowledgment_number(),
+                flags: t.slice().get(13).copied().unwrap_or(0),
+                window: t.window_size(),
+                ..Tcp::default()
+            };
+            for o in t.options_iterator().flatten() {
+                match o {
+                    etherparse::TcpOptionElement::MaximumSegmentSize(m) => tcp.mss = Some(m),
+                    etherparse::TcpOptionElement::WindowScale(w) => tcp.wscale = Some(w),
+                    _ => {}
+                }
+            }
+            let hl = t.header_len() as u32;
+            v.payload_len = Some(l4_true.saturating_sub(hl));
+            v.payload = l4_avail.get(hl as usize..).unwrap_or(&[]);
+            v.tcp = Some(tcp);
+        }
+        Some(TransportSlice::Udp(u)) => {
+            v.src_port = Some(u.source_port());
+            v.dst_port = Some(u.destination_port());
+            v.payload_len = Some(l4_true.saturating_sub(8));
+            v.payload = l4_avail.get(8..).unwrap_or(&[]);
+        }
+        _ => {
+            // The first fragment of a TCP or UDP datagram still shows the ports.
+            if matches!(v.fragment, Some((0, _)))
+                && matches!(v.protocol, Some(6 | 17))
+                && l4_avail.len() >= 4
+            {
+                v.src_port = Some(u16::from_be_bytes([l4_avail[0], l4_avail[1]]));
+                v.dst_port = Some(u16::from_be_bytes([l4_avail[2], l4_avail[3]]));
+            }
+        }
+    }
+    v
+}
+
 /// An address with a prefix length: `10.1.0.0/16`, `2001:db8::/32`, or a host.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Prefix {

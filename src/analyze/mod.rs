@@ -2,9 +2,14 @@
 //! TLS, per-packet messages) that feed the CSV tables. Downstream of `net` (it reads
 //! packets through its views), upstream of `output` (which writes what it finds).
 
+pub mod engine;
 pub mod ftp;
 pub mod msg;
+pub mod rows;
+pub mod stream;
 pub mod tls;
+
+pub use engine::{Analyzer, Input, Options, Stats};
 
 /// Direction of stream bytes within a connection: from the client (the side that
 /// opened it) to the server, or back.

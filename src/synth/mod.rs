@@ -778,3 +778,61 @@ fn checked_tods(ns: i64, o: &Options, number: u64) -> Result<(Tod, Tod), Error> 
         ))),
     }
 }
+
+/// A packet of an ordinary capture, for `zctrace analyze`: Ethernet frames as they are,
+/// any other link type reduced to its IP packet.
+pub struct Captured<'a> {
+    pub time_ns: i64,
+    pub link: crate::packet::Link,
+    pub data: &'a [u8],
+    pub orig_len: u32,
+}
+
+/// What `read_packets` saw.
+#[derive(Clone, Debug, Default)]
+pub struct CaptureCounts {
+    pub packets: u64,
+    /// Frames of link types or contents that hold no packet we can use.
+    pub skipped: u64,
+    /// The capture ended inside a record.
+    pub truncated: bool,
+}
+
+/// Reads a pcap or pcapng capture, calling `f` for each packet in file order. The
+/// capture reader of the synthesizer is reused: it already knows both formats, every
+/// timestamp resolution and the common link types.
+pub fn read_packets<R: Read>(
+    src: R,
+    mut f: impl FnMut(&Captured<'_>) -> std::io::Result<()>,
+) -> Result<CaptureCounts, Error> {
+    let mut reader = CaptureReader::new(src)?;
+    let mut frame = Frame::default();
+    let mut counts = CaptureCounts::default();
+    while reader.next_frame(&mut frame)? {
+        let Ok(l) = link::parse_link(frame.linktype, &frame.data) else {
+            counts.skipped += 1;
+            continue;
+        };
+        let orig = u32::try_from(frame.orig_len).unwrap_or(u32::MAX);
+        let (link, data, orig_len) = if l.ethernet {
+            (crate::packet::Link::Ethernet, &frame.data[..], orig)
+        } else {
+            let start = l.net_start.min(frame.data.len());
+            (
+                crate::packet::Link::Raw,
+                &frame.data[start..],
+                orig.saturating_sub(start as u32),
+            )
+        };
+        counts.packets += 1;
+        f(&Captured {
+            time_ns: frame.time_ns,
+            link,
+            data,
+            orig_len,
+        })
+        .map_err(Error::Unlocated)?;
+    }
+    counts.truncated = reader.truncated;
+    Ok(counts)
+}

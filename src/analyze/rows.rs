@@ -1,0 +1,240 @@
+//! The rows of the CSV tables (outputs.md sections 3-7), as the analysis produces
+//! them. Field names are the column names: they are a contract. `output::csv`
+//! serialises them.
+
+use serde::Serialize;
+
+/// Text that came from trace data. Serialised with a `'` in front when it starts with
+/// `=`, `+`, `-`, `@`, a tab or a carriage return, so that a spreadsheet never takes it
+/// for a formula (outputs.md section 8).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Text(pub String);
+
+impl Serialize for Text {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0.chars().next() {
+            Some('=' | '+' | '-' | '@' | '\t' | '\r') => s.serialize_str(&format!("'{}", self.0)),
+            _ => s.serialize_str(&self.0),
+        }
+    }
+}
+
+impl From<String> for Text {
+    fn from(s: String) -> Text {
+        Text(s)
+    }
+}
+
+impl From<&str> for Text {
+    fn from(s: &str) -> Text {
+        Text(s.to_string())
+    }
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct PacketRow {
+    pub no: u64,
+    pub time: String,
+    pub epoch: String,
+    pub delta: String,
+    pub interface: Text,
+    pub direction: &'static str,
+    pub local_ip: String,
+    pub local_port: Option<u16>,
+    pub remote_ip: String,
+    pub remote_port: Option<u16>,
+    pub protocol: String,
+    pub ip_len: Option<u32>,
+    pub captured: usize,
+    pub ip_id: String,
+    pub ttl: Option<u8>,
+    pub tcp_flags: String,
+    pub seq: Option<u32>,
+    pub ack: Option<u32>,
+    pub window: Option<u16>,
+    pub payload: Option<u32>,
+    pub session: Option<u64>,
+    pub app: &'static str,
+    pub message: Text,
+    pub analysis: String,
+    pub discard_code: Option<u16>,
+    pub discard: String,
+    pub note: String,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct SessionRow {
+    pub session: u64,
+    pub protocol: String,
+    pub app: &'static str,
+    pub local_ip: String,
+    pub local_port: Option<u16>,
+    pub remote_ip: String,
+    pub remote_port: Option<u16>,
+    pub interface: Text,
+    pub initiator: &'static str,
+    pub start: String,
+    pub end: String,
+    pub duration: String,
+    pub state: &'static str,
+    pub history: String,
+    pub packets_in: u64,
+    pub bytes_in: u64,
+    pub packets_out: u64,
+    pub bytes_out: u64,
+    pub payload_in: u64,
+    pub payload_out: u64,
+    pub retransmissions: u64,
+    pub out_of_order: u64,
+    pub dup_acks: u64,
+    pub zero_windows: u64,
+    pub resets: u64,
+    pub rtt_ms: String,
+    pub mss_local: Option<u16>,
+    pub mss_remote: Option<u16>,
+    pub wscale_local: Option<u8>,
+    pub wscale_remote: Option<u8>,
+    pub discards: u64,
+    pub ftp_role: &'static str,
+    pub ftp_control: Option<u64>,
+    pub ftp_user: Text,
+    pub ftp_commands: Option<u64>,
+    pub ftp_login: &'static str,
+    pub tls_version: String,
+    pub tls_cipher: String,
+    pub tls_sni: Text,
+    pub tls_alpn: Text,
+    pub tls_established: &'static str,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct FtpRow {
+    pub time: String,
+    pub session: u64,
+    pub user: Text,
+    pub command: Text,
+    pub argument: Text,
+    pub reply_code: Option<u16>,
+    pub reply_message: Text,
+    pub preliminary: Text,
+    pub data_mode: &'static str,
+    pub data_ip: String,
+    pub data_port: Option<u16>,
+    pub data_session: Option<u64>,
+    pub data_status: &'static str,
+    pub data_bytes: Option<u64>,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct TlsRow {
+    pub time: String,
+    pub session: u64,
+    pub record_version: String,
+    pub client_version: String,
+    pub offered_versions: String,
+    pub sni: Text,
+    pub alpn: Text,
+    pub offered_ciphers: Option<usize>,
+    pub server_version: String,
+    pub cipher: String,
+    pub cert_subject: Text,
+    pub cert_issuer: Text,
+    pub cert_not_after: String,
+    pub alert: String,
+    pub established: &'static str,
+    pub resumed: &'static str,
+    pub truncated: &'static str,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ExceptionRow {
+    pub time: String,
+    pub session: Option<u64>,
+    pub packet: Option<u64>,
+    pub severity: &'static str,
+    pub category: &'static str,
+    pub message: Text,
+}
+
+/// Where the analysis puts its rows. `output::csv` writes them; tests collect them.
+pub trait Sink {
+    fn packet(&mut self, r: &PacketRow) -> std::io::Result<()>;
+    fn session(&mut self, r: &SessionRow) -> std::io::Result<()>;
+    fn ftp(&mut self, r: &FtpRow) -> std::io::Result<()>;
+    fn tls(&mut self, r: &TlsRow) -> std::io::Result<()>;
+    fn exception(&mut self, r: &ExceptionRow) -> std::io::Result<()>;
+}
+
+impl<T: Sink + ?Sized> Sink for &mut T {
+    fn packet(&mut self, r: &PacketRow) -> std::io::Result<()> {
+        (**self).packet(r)
+    }
+    fn session(&mut self, r: &SessionRow) -> std::io::Result<()> {
+        (**self).session(r)
+    }
+    fn ftp(&mut self, r: &FtpRow) -> std::io::Result<()> {
+        (**self).ftp(r)
+    }
+    fn tls(&mut self, r: &TlsRow) -> std::io::Result<()> {
+        (**self).tls(r)
+    }
+    fn exception(&mut self, r: &ExceptionRow) -> std::io::Result<()> {
+        (**self).exception(r)
+    }
+}
+
+/// Collects rows in memory (tests, small inputs).
+#[derive(Default, Debug)]
+pub struct Collect {
+    pub packets: Vec<PacketRow>,
+    pub sessions: Vec<SessionRow>,
+    pub ftp: Vec<FtpRow>,
+    pub tls: Vec<TlsRow>,
+    pub exceptions: Vec<ExceptionRow>,
+}
+
+impl Sink for Collect {
+    fn packet(&mut self, r: &PacketRow) -> std::io::Result<()> {
+        self.packets.push(r.clone());
+        Ok(())
+    }
+    fn session(&mut self, r: &SessionRow) -> std::io::Result<()> {
+        self.sessions.push(r.clone());
+        Ok(())
+    }
+    fn ftp(&mut self, r: &FtpRow) -> std::io::Result<()> {
+        self.ftp.push(r.clone());
+        Ok(())
+    }
+    fn tls(&mut self, r: &TlsRow) -> std::io::Result<()> {
+        self.tls.push(r.clone());
+        Ok(())
+    }
+    fn exception(&mut self, r: &ExceptionRow) -> std::io::Result<()> {
+        self.exceptions.push(r.clone());
+        Ok(())
+    }
+}
+
+/// Seconds with nine decimals, signed.
+pub fn seconds(ns: i64) -> String {
+    let sign = if ns < 0 { "-" } else { "" };
+    let a = ns.unsigned_abs();
+    format!("{sign}{}.{:09}", a / 1_000_000_000, a % 1_000_000_000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formula_guard_and_seconds() {
+        let mut w = csv::Writer::from_writer(Vec::new());
+        w.serialize((Text("=cmd()".into()), Text("-1".into()), Text("ok".into())))
+            .ok();
+        let out = String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default();
+        assert_eq!(out, "'=cmd(),'-1,ok\n");
+        assert_eq!(seconds(1_500_000_001), "1.500000001");
+        assert_eq!(seconds(-2_000), "-0.000002000");
+    }
+}
