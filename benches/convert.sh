@@ -23,7 +23,7 @@ echo "making a $SIZE trace from $(basename "$CAPTURE") ..."
 $Z synth "$CAPTURE" -o "$WORK/big.trace" --framing rdw --record-header 64 --record-length 32000 \
   --straddle --target-size "$SIZE" >/dev/null
 # The equivalent pcap: the same packets, by zctrace itself, then editcap to classic pcap.
-$Z convert "$WORK/big.trace" -o "$WORK/ref" --quiet
+$Z convert "$WORK/big.trace" -o "$WORK/ref" --quiet --no-csv
 editcap -F pcap "$WORK/ref/big.trace.pcapng" "$WORK/big.pcap"
 rm -rf "$WORK/ref"
 bytes=$(stat -c %s "$WORK/big.trace")
@@ -46,6 +46,23 @@ run "cat trace (read floor)" "$bytes" cat "$WORK/big.trace"
 run "cp trace (read+write floor)" "$bytes" cp "$WORK/big.trace" "$WORK/copy"; rm -f "$WORK/copy"
 run "editcap -F pcapng (pcap)" "$pbytes" editcap -F pcapng "$WORK/big.pcap" "$WORK/e.pcapng"; rm -f "$WORK/e.pcapng"
 run "tshark -r pcap -w pcapng" "$pbytes" tshark -r "$WORK/big.pcap" -w "$WORK/t.pcapng"; rm -f "$WORK/t.pcapng"
-run "zctrace convert (trace)" "$bytes" $Z convert "$WORK/big.trace" -o "$WORK/out" --quiet; rm -rf "$WORK/out"
-run "zctrace convert --libpcap" "$bytes" $Z convert "$WORK/big.trace" -o "$WORK/out" --quiet --libpcap; rm -rf "$WORK/out"
+run "zctrace convert --no-csv (pcapng)" "$bytes" $Z convert "$WORK/big.trace" -o "$WORK/out" --quiet --no-csv; rm -rf "$WORK/out"
+run "zctrace convert --libpcap --no-csv" "$bytes" $Z convert "$WORK/big.trace" -o "$WORK/out" --quiet --libpcap --no-csv; rm -rf "$WORK/out"
 run "zctrace info (decode only)" "$bytes" $Z info "$WORK/big.trace"
+
+echo
+echo "analysis (issue 3): sessions and per-packet tables"
+printf "%-34s %10s %14s %12s\n" command wall throughput "peak RSS"
+if [ "${SKIP_SLOW:-0}" != 1 ]; then
+  run "tshark -q -z conv,tcp (pcap)" "$pbytes" tshark -r "$WORK/big.pcap" -q -z conv,tcp
+  run "tshark -T fields CSV (pcap)" "$pbytes" tshark -r "$WORK/big.pcap" -T fields -E separator=, -E header=y \
+    -e frame.number -e frame.time_epoch -e ip.src -e ipv6.src -e tcp.srcport -e udp.srcport \
+    -e ip.dst -e ipv6.dst -e tcp.dstport -e udp.dstport -e ip.proto -e ip.len -e ip.id -e ip.ttl \
+    -e tcp.flags.str -e tcp.seq_raw -e tcp.ack_raw -e tcp.window_size_value -e tcp.len -e tcp.stream \
+    -e _ws.col.Info
+fi
+if command -v tcptrace >/dev/null; then
+  run "tcptrace -n -l (pcap)" "$pbytes" tcptrace -n -l "$WORK/big.pcap"
+fi
+run "zctrace analyze (all 5 CSVs)" "$bytes" $Z analyze "$WORK/big.trace" -o "$WORK/out" --quiet; rm -rf "$WORK/out"
+run "zctrace convert (pcapng + CSVs)" "$bytes" $Z convert "$WORK/big.trace" -o "$WORK/out" --quiet; rm -rf "$WORK/out"

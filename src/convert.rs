@@ -57,7 +57,9 @@ impl Summary {
     /// Nothing skipped, resynchronised, incomplete or left unknown (exit status 0).
     pub fn clean(&self) -> bool {
         !self.capture.as_ref().is_some_and(|c| c.truncated)
-            && self.report.clean() && self.counts.incomplete == 0 && self.counts.orphan_segments == 0
+            && self.report.clean()
+            && self.counts.incomplete == 0
+            && self.counts.orphan_segments == 0
     }
 
     /// The per-file summary printed by `convert` and `info`.
@@ -324,7 +326,11 @@ pub fn convert_analyzed<R: Read, W: Write>(
 fn packet_note(p: &Packet) -> String {
     let mut v = Vec::new();
     if p.abbreviated() {
-        v.push(format!("abbreviated: {} of {} bytes traced", p.data.len(), p.orig_len));
+        v.push(format!(
+            "abbreviated: {} of {} bytes traced",
+            p.data.len(),
+            p.orig_len
+        ));
     }
     if p.incomplete {
         v.push("incomplete: segments missing".to_string());
@@ -377,6 +383,12 @@ pub fn analyze_capture<R: Read>(
 pub fn is_capture(prefix: &[u8]) -> bool {
     matches!(
         prefix.get(..4),
-        Some([0xA1, 0xB2, 0xC3, 0xD4] | [0xD4, 0xC3, 0xB2, 0xA1] | [0xA1, 0xB2, 0x3C, 0x4D] | [0x4D, 0x3C, 0xB2, 0xA1] | [0x0A, 0x0D, 0x0D, 0x0A])
+        Some(
+            [0xA1, 0xB2, 0xC3, 0xD4]
+                | [0xD4, 0xC3, 0xB2, 0xA1]
+                | [0xA1, 0xB2, 0x3C, 0x4D]
+                | [0x4D, 0x3C, 0xB2, 0xA1]
+                | [0x0A, 0x0D, 0x0D, 0x0A]
+        )
     )
 }

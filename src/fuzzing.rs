@@ -129,3 +129,104 @@ pub fn convert(data: &[u8]) {
     }
     let _ = crate::output::dump::dump(data, std::io::sink(), &Default::default(), &d);
 }
+
+/// The FTP control-channel decoder on arbitrary bytes, both directions.
+pub fn ftp(data: &[u8]) {
+    crate::analyze::ftp::fuzz(data);
+}
+
+/// The TLS handshake decoder on arbitrary bytes, both directions.
+pub fn tls(data: &[u8]) {
+    crate::analyze::tls::fuzz(data);
+}
+
+/// Per-packet messages (DNS, DHCP, ICMP) on an arbitrary IP packet.
+pub fn msg(data: &[u8]) {
+    crate::analyze::msg::fuzz(data);
+}
+
+/// TCP stream reassembly on arbitrary segments: `[seq u32][flags u8][len u16][n u8][n
+/// bytes]...`. What comes out is in order and adds up: delivered plus gaps is the
+/// stream position.
+pub fn stream(data: &[u8]) {
+    use crate::analyze::stream::{Chunk, Stream};
+    let mut s = Stream::default();
+    let mut total = 0u64;
+    let mut rest = data;
+    let mut frame = 0;
+    while rest.len() >= 8 {
+        let seq = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]);
+        let flags = rest[4];
+        let len = u32::from(u16::from_be_bytes([rest[5], rest[6]]));
+        let n = usize::from(rest[7]).min(rest.len() - 8);
+        let present = &rest[8..8 + n];
+        rest = &rest[8 + n..];
+        frame += 1;
+        let mut count = |c: Chunk<'_>| match c {
+            Chunk::Data(b, _) => total += b.len() as u64,
+            Chunk::Gap(g) => total += g,
+        };
+        if flags & 0x80 != 0 {
+            s.acked(seq, &mut count);
+        } else {
+            s.push(
+                seq,
+                flags & 2 != 0,
+                flags & 1 != 0,
+                present,
+                len,
+                frame,
+                &mut count,
+            );
+        }
+    }
+    s.finish(&mut |c| match c {
+        Chunk::Data(b, _) => total += b.len() as u64,
+        Chunk::Gap(g) => total += g,
+    });
+    assert_eq!(
+        total,
+        s.position(),
+        "delivered bytes and gaps add up to the position"
+    );
+}
+
+/// The whole analysis on arbitrary packets: `[len u16][direction u8][len bytes]...`,
+/// each a raw IP packet (odd direction byte: Ethernet frame).
+pub fn analysis(data: &[u8]) {
+    use crate::analyze::{Analyzer, Input, rows::Collect};
+    let d = DiscardTable::default();
+    let mut a = Analyzer::new(Collect::default(), Default::default(), &d);
+    let mut rest = data;
+    let mut frame = 0;
+    while rest.len() >= 3 {
+        let n = usize::from(u16::from_be_bytes([rest[0], rest[1]])).min(rest.len() - 3);
+        let dir = rest[2];
+        let pkt = &rest[3..3 + n];
+        rest = &rest[3 + n..];
+        frame += 1;
+        let input = Input {
+            frame,
+            time_ns: frame as i64 * 1_000_000,
+            interface: "FUZZ",
+            outbound: Some(dir & 2 != 0),
+            link: if dir & 1 != 0 {
+                crate::packet::Link::Ethernet
+            } else {
+                crate::packet::Link::Raw
+            },
+            data: pkt,
+            orig_len: n as u32 + u32::from(dir >> 4),
+            discard: crate::trace::DiscardCode(u16::from(dir & 0x0C)),
+            note: String::new(),
+        };
+        let _ = a.packet(&input);
+    }
+    if let Ok((rows, _)) = a.finish() {
+        assert_eq!(
+            rows.packets.len() as u64,
+            frame,
+            "one packets.csv row per packet"
+        );
+    }
+}

@@ -414,7 +414,9 @@ impl Outputs {
                 Ok(w) => w,
                 Err(e) => {
                     o.abort();
-                    return Err(anyhow::Error::new(e).context(format!("{}: cannot create", tmp.display())));
+                    return Err(
+                        anyhow::Error::new(e).context(format!("{}: cannot create", tmp.display()))
+                    );
                 }
             };
             o.tmps.push(tmp);
@@ -564,8 +566,16 @@ fn analyze_one(
             s
         })
     } else {
-        convert::convert_analyzed(src, io::sink(), Some((&mut tables, &analysis)), &name, opts, discards, |_| {})
-            .map(|(s, _)| s)
+        convert::convert_analyzed(
+            src,
+            io::sink(),
+            Some((&mut tables, &analysis)),
+            &name,
+            opts,
+            discards,
+            |_| {},
+        )
+        .map(|(s, _)| s)
     };
     let summary = match result {
         Ok(s) => s,
@@ -602,9 +612,16 @@ fn analyze_files(
         .zip(dests.par_iter())
         .map(|(i, d)| analyze_one(i, d, local, &opts, &discards))
         .collect();
-    let shown: Vec<PathBuf> = dests.iter().map(|d| csv_names(d)[0].with_file_name(
-        d.with_extension("").file_name().map_or_else(String::new, |n| format!("{}.*.csv", n.to_string_lossy())),
-    )).collect();
+    let shown: Vec<PathBuf> = dests
+        .iter()
+        .map(|d| {
+            csv_names(d)[0].with_file_name(
+                d.with_extension("")
+                    .file_name()
+                    .map_or_else(String::new, |n| format!("{}.*.csv", n.to_string_lossy())),
+            )
+        })
+        .collect();
     report_batch(inputs, &results, &shown, quiet, &discards)
 }
 

@@ -45,3 +45,28 @@ fn corpus_reassembly() {
 fn corpus_convert() {
     assert!(replay("convert", zctrace::fuzzing::convert) > 5);
 }
+
+#[test]
+fn corpus_ftp() {
+    assert!(replay("ftp", zctrace::fuzzing::ftp) > 5);
+}
+
+#[test]
+fn corpus_tls() {
+    assert!(replay("tls", zctrace::fuzzing::tls) > 5);
+}
+
+#[test]
+fn corpus_msg() {
+    assert!(replay("msg", zctrace::fuzzing::msg) > 5);
+}
+
+#[test]
+fn corpus_stream() {
+    assert!(replay("stream", zctrace::fuzzing::stream) > 5);
+}
+
+#[test]
+fn corpus_analysis() {
+    assert!(replay("analysis", zctrace::fuzzing::analysis) > 5);
+}

@@ -1,10 +1,11 @@
-//! Golden outputs for every sample: the `dump` view and the conversion summary, under
-//! tests/golden/. Run with ZCTRACE_UPDATE_GOLDEN=1 to rewrite them after a deliberate
+//! Golden outputs for every sample: the `dump` view, the conversion summary and the
+//! five CSV tables, under tests/golden/. Run with ZCTRACE_UPDATE_GOLDEN=1 to rewrite them after a deliberate
 //! change, then review the diff.
 
 use std::path::Path;
 
 use zctrace::convert;
+use zctrace::output::csv::{self, Tables};
 use zctrace::output::dump;
 use zctrace::trace::DiscardTable;
 
@@ -36,7 +37,7 @@ fn check(path: &Path, actual: &str) {
 }
 
 #[test]
-fn samples_match_their_golden_dump_and_summary() {
+fn samples_match_their_golden_dump_summary_and_tables() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let golden = root.join("tests/golden");
     std::fs::create_dir_all(&golden).unwrap();
@@ -58,9 +59,11 @@ fn samples_match_their_golden_dump_and_summary() {
             &golden.join(format!("{name}.dump.txt")),
             &String::from_utf8(text).unwrap(),
         );
-        let (s, _) = convert::convert(
+        let mut tables = Tables::new(Default::default()).unwrap();
+        let (s, _) = convert::convert_analyzed(
             &bytes[..],
             std::io::sink(),
+            Some((&mut tables, &Default::default())),
             &name,
             &Default::default(),
             &d,
@@ -71,6 +74,12 @@ fn samples_match_their_golden_dump_and_summary() {
             &golden.join(format!("{name}.summary.txt")),
             &s.render(&name, &d),
         );
+        for (table, text) in csv::NAMES.iter().zip(tables.finish().unwrap()) {
+            check(
+                &golden.join(format!("{name}.{table}.csv")),
+                &String::from_utf8(text).unwrap(),
+            );
+        }
         n += 1;
     }
     assert!(n >= 5);

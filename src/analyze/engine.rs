@@ -60,6 +60,18 @@ struct Key {
     extra: u16,
 }
 
+impl Key {
+    fn reversed(&self) -> Key {
+        Key {
+            local: self.remote,
+            local_port: self.remote_port,
+            remote: self.local,
+            remote_port: self.local_port,
+            ..*self
+        }
+    }
+}
+
 /// Per-direction TCP facts. Index 0: sent by the remote end (in), 1: by z/OS (out).
 #[derive(Default)]
 struct TcpSide {
@@ -123,7 +135,8 @@ struct Session {
     app: &'static str,
     tcp: Option<TcpConn>,
     decoder: App,
-    app_checked: bool,
+    /// Stream chunks looked at for a protocol to decode.
+    app_checks: u32,
     ftp_role: &'static str,
     ftp_control: Option<u64>,
     /// For a data session: the control session and its pending row.
@@ -168,7 +181,19 @@ impl Stats {
         };
         s += &format!(
             "  by protocol: {}\n",
-            list(self.by_protocol.iter().map(|(k, v)| (if k.is_empty() { "other".into() } else { k.clone() }, *v)).collect())
+            list(
+                self.by_protocol
+                    .iter()
+                    .map(|(k, v)| (
+                        if k.is_empty() {
+                            "other".into()
+                        } else {
+                            k.clone()
+                        },
+                        *v
+                    ))
+                    .collect()
+            )
         );
         let mut ports: Vec<_> = self.by_port.iter().map(|(k, v)| (*k, *v)).collect();
         ports.sort_by(|a, b| b.1.0.cmp(&a.1.0).then(a.0.cmp(&b.0)));
@@ -181,7 +206,12 @@ impl Stats {
         }
         s += &format!(
             "  by interface: {}\n",
-            list(self.by_interface.iter().map(|(k, v)| (k.clone(), *v)).collect())
+            list(
+                self.by_interface
+                    .iter()
+                    .map(|(k, v)| (k.clone(), *v))
+                    .collect()
+            )
         );
         s
     }
@@ -241,7 +271,11 @@ impl<'d, S: Sink> Analyzer<'d, S> {
             row.discard = self.discards.describe(p.discard);
             *self.stats.by_discard.entry(p.discard.0).or_default() += 1;
         }
-        let (local, remote) = if outbound { (v.src, v.dst) } else { (v.dst, v.src) };
+        let (local, remote) = if outbound {
+            (v.src, v.dst)
+        } else {
+            (v.dst, v.src)
+        };
         let (local_port, remote_port) = if outbound {
             (v.src_port, v.dst_port)
         } else {
@@ -275,10 +309,18 @@ impl<'d, S: Sink> Analyzer<'d, S> {
             }
         }
         self.stats.packets += 1;
-        let st = self.stats.by_protocol.entry(row.protocol.clone()).or_default();
+        let st = self
+            .stats
+            .by_protocol
+            .entry(row.protocol.clone())
+            .or_default();
         st.0 += 1;
         st.1 += u64::from(v.ip_len.max(p.orig_len));
-        let st = self.stats.by_interface.entry(p.interface.to_string()).or_default();
+        let st = self
+            .stats
+            .by_interface
+            .entry(p.interface.to_string())
+            .or_default();
         st.0 += 1;
         st.1 += u64::from(p.orig_len);
 
@@ -310,7 +352,14 @@ impl<'d, S: Sink> Analyzer<'d, S> {
                     .as_ref()
                     .and_then(|q| self.quoted_session(q))
                     .or(row.session);
-                self.exception(p.time_ns, session, Some(p.frame), e.severity, e.category, e.text)?;
+                self.exception(
+                    p.time_ns,
+                    session,
+                    Some(p.frame),
+                    e.severity,
+                    e.category,
+                    e.text,
+                )?;
             }
         }
         row.message = Text(message.join("; "));
@@ -334,7 +383,8 @@ impl<'d, S: Sink> Analyzer<'d, S> {
             let len = if src.is_ipv4() { 32 } else { 128 };
             self.opts.local.push(Prefix { addr: src, len });
         }
-        let is_local = |a: Option<IpAddr>| a.is_some_and(|a| self.opts.local.iter().any(|p| p.contains(a)));
+        let is_local =
+            |a: Option<IpAddr>| a.is_some_and(|a| self.opts.local.iter().any(|p| p.contains(a)));
         is_local(v.src) || !is_local(v.dst) && v.src.is_none()
     }
 
@@ -387,13 +437,24 @@ impl<'d, S: Sink> Analyzer<'d, S> {
         row: &mut PacketRow,
         message: &mut Vec<String>,
     ) -> io::Result<u64> {
+        // Both ends local (loopback): every packet looks outbound; the session is the
+        // one already started the other way round, with the initiator's end local.
+        let (key, outbound) =
+            if !self.sessions.contains_key(&key) && self.sessions.contains_key(&key.reversed()) {
+                (key.reversed(), !outbound)
+            } else {
+                (key, outbound)
+            };
         let syn_only = v.tcp.is_some_and(|t| t.has(Tcp::SYN) && !t.has(Tcp::ACK));
         // A new SYN on a finished connection starts a new session.
         if syn_only
             && let Some(s) = self.sessions.get(&key)
             && let Some(t) = &s.tcp
             && (s.closed || t.side.iter().any(|d| d.fin || d.rst))
-            && !t.side[usize::from(outbound)].stream.next_seq().is_some_and(|n| n == v.tcp.map_or(0, |t| t.seq).wrapping_add(1))
+            && !t.side[usize::from(outbound)]
+                .stream
+                .next_seq()
+                .is_some_and(|n| n == v.tcp.map_or(0, |t| t.seq).wrapping_add(1))
         {
             self.flush(&key)?;
         }
@@ -414,13 +475,26 @@ impl<'d, S: Sink> Analyzer<'d, S> {
         s.bytes[d] += u64::from(v.ip_len);
         s.payload[d] += u64::from(v.payload_len.unwrap_or(0));
         if p.discard.is_discard() {
-            let e = s.discards.entry(p.discard.0).or_insert((0, p.time_ns, p.frame));
+            let e = s
+                .discards
+                .entry(p.discard.0)
+                .or_insert((0, p.time_ns, p.frame));
             e.0 += 1;
         }
         row.app = s.app;
         if let Some(t) = v.tcp {
             let mut analysis = Vec::new();
-            tcp_packet(s, &t, v, d, p, &mut analysis, message, &mut ftp_rows, &mut tls_rows);
+            tcp_packet(
+                s,
+                &t,
+                v,
+                d,
+                p,
+                &mut analysis,
+                message,
+                &mut ftp_rows,
+                &mut tls_rows,
+            );
             row.analysis = analysis.join(" ");
             row.app = s.app;
         }
@@ -431,7 +505,11 @@ impl<'d, S: Sink> Analyzer<'d, S> {
             if let Some(d) = &data {
                 self.expect.insert((d.ip, d.port), (s.id, idx));
             }
-            s.pending_ftp.push(PendingFtp { row: r, refused, done: data.is_none() });
+            s.pending_ftp.push(PendingFtp {
+                row: r,
+                refused,
+                done: data.is_none(),
+            });
         }
         for r in tls_rows {
             self.stats.tls_handshakes += 1;
@@ -493,7 +571,7 @@ impl<'d, S: Sink> Analyzer<'d, S> {
             app: "",
             tcp,
             decoder: App::None,
-            app_checked: false,
+            app_checks: 0,
             ftp_role: "",
             ftp_control: None,
             ftp_link: None,
@@ -640,7 +718,8 @@ impl<'d, S: Sink> Analyzer<'d, S> {
         let Some(mut s) = self.sessions.remove(key) else {
             return Ok(());
         };
-        let mut exceptions: Vec<(i64, Option<u64>, &'static str, &'static str, String)> = Vec::new();
+        let mut exceptions: Vec<(i64, Option<u64>, &'static str, &'static str, String)> =
+            Vec::new();
         let mut ftp_rows = Vec::new();
         let mut tls_rows = Vec::new();
         let reset = s.tcp.as_ref().is_some_and(|t| t.side.iter().any(|d| d.rst));
@@ -691,9 +770,21 @@ impl<'d, S: Sink> Analyzer<'d, S> {
             let mut r = tls_row(&r);
             r.session = s.id;
             if !r.alert.is_empty() {
-                exceptions.push((s.end_ns, Some(s.id), "warning", "tls-alert", format!("TLS alert {}", r.alert)));
+                exceptions.push((
+                    s.end_ns,
+                    Some(s.id),
+                    "warning",
+                    "tls-alert",
+                    format!("TLS alert {}", r.alert),
+                ));
             } else if r.established == "no" {
-                exceptions.push((s.end_ns, Some(s.id), "warning", "tls-failed", "TLS handshake failed".into()));
+                exceptions.push((
+                    s.end_ns,
+                    Some(s.id),
+                    "warning",
+                    "tls-failed",
+                    "TLS handshake failed".into(),
+                ));
             }
             s.tls.get_or_insert_with(|| r.clone());
             self.sink.tls(&r)?;
@@ -710,29 +801,55 @@ impl<'d, S: Sink> Analyzer<'d, S> {
                 Some(s.id),
                 "warning",
                 "syn-unanswered",
-                format!("SYN from {} to {} not answered", who(s.initiator_local), endpoint_text(&s, !s.initiator_local)),
+                format!(
+                    "SYN from {} to {} not answered",
+                    who(s.initiator_local),
+                    endpoint_text(&s, !s.initiator_local)
+                ),
             )),
             "REJ" => exceptions.push((
                 s.start_ns,
                 Some(s.id),
                 "warning",
                 "refused",
-                format!("connection to {} refused (RST to SYN)", endpoint_text(&s, !s.initiator_local)),
+                format!(
+                    "connection to {} refused (RST to SYN)",
+                    endpoint_text(&s, !s.initiator_local)
+                ),
             )),
             "RSTO" | "RSTR" | "RSTOS0" | "RSTRH" => exceptions.push((
                 s.end_ns,
                 Some(s.id),
                 "note",
                 "reset",
-                format!("connection reset by {}", who(if state.starts_with("RSTO") { s.initiator_local } else { !s.initiator_local })),
+                format!(
+                    "connection reset by {}",
+                    who(if state.starts_with("RSTO") {
+                        s.initiator_local
+                    } else {
+                        !s.initiator_local
+                    })
+                ),
             )),
             _ => {}
         }
         if s.retrans >= 3 {
-            exceptions.push((s.end_ns, Some(s.id), "warning", "retransmissions", format!("{} retransmissions", s.retrans)));
+            exceptions.push((
+                s.end_ns,
+                Some(s.id),
+                "warning",
+                "retransmissions",
+                format!("{} retransmissions", s.retrans),
+            ));
         }
         if s.zero_windows > 0 {
-            exceptions.push((s.end_ns, Some(s.id), "warning", "zero-window", format!("{} zero-window advertisements", s.zero_windows)));
+            exceptions.push((
+                s.end_ns,
+                Some(s.id),
+                "warning",
+                "zero-window",
+                format!("{} zero-window advertisements", s.zero_windows),
+            ));
         }
         for (code, (n, t, _)) in &s.discards {
             exceptions.push((
@@ -740,7 +857,11 @@ impl<'d, S: Sink> Analyzer<'d, S> {
                 Some(s.id),
                 "error",
                 "discard",
-                format!("{n} packet(s) discarded: {} {}", code, self.discards.describe(DiscardCode(*code))),
+                format!(
+                    "{n} packet(s) discarded: {} {}",
+                    code,
+                    self.discards.describe(DiscardCode(*code))
+                ),
             ));
         }
         if s.ftp_failures > 0 {
@@ -749,9 +870,15 @@ impl<'d, S: Sink> Analyzer<'d, S> {
                 Some(s.id),
                 "warning",
                 "ftp-login-failed",
-                format!("{} failed FTP login(s) from {}", s.ftp_failures, s.key.remote),
+                format!(
+                    "{} failed FTP login(s) from {}",
+                    s.ftp_failures, s.key.remote
+                ),
             ));
-            let e = self.failures_by_addr.entry(s.key.remote).or_insert((0, s.end_ns));
+            let e = self
+                .failures_by_addr
+                .entry(s.key.remote)
+                .or_insert((0, s.end_ns));
             e.0 += s.ftp_failures;
         }
         // A data session settles its control session's row.
@@ -769,7 +896,11 @@ impl<'d, S: Sink> Analyzer<'d, S> {
                     Some(ctl),
                     "error",
                     "ftp-data-syn-unanswered",
-                    format!("FTP data connection to {} announced by {} was never answered", endpoint_text(&s, !s.initiator_local), r.row.command.0),
+                    format!(
+                        "FTP data connection to {} announced by {} was never answered",
+                        endpoint_text(&s, !s.initiator_local),
+                        r.row.command.0
+                    ),
                 ));
             }
         }
@@ -782,7 +913,10 @@ impl<'d, S: Sink> Analyzer<'d, S> {
                 if !r.done && r.row.data_session.is_none() {
                     if r.refused {
                         r.row.data_status = "refused";
-                    } else if r.row.reply_code.is_some_and(|c| (200..300).contains(&c)) || r.row.data_mode == "active" || r.row.data_mode == "extended active" {
+                    } else if r.row.reply_code.is_some_and(|c| (200..300).contains(&c))
+                        || r.row.data_mode == "active"
+                        || r.row.data_mode == "extended active"
+                    {
                         r.row.data_status = "no SYN seen";
                         exceptions.push((
                             s.end_ns,
@@ -921,7 +1055,8 @@ fn tcp_packet(
     let mark = |c: char, bit: u32, conn: &mut TcpConn| {
         if conn.side[d].history & bit == 0 {
             conn.side[d].history |= bit;
-            conn.history.push(if d == orig { c } else { c.to_ascii_lowercase() });
+            conn.history
+                .push(if d == orig { c } else { c.to_ascii_lowercase() });
         }
     };
     if syn && !ack {
@@ -993,20 +1128,32 @@ fn tcp_packet(
     }
     // Keep-alive: one byte (or none) just before what was already sent.
     let next = side.stream.next_seq();
-    let keepalive = len <= 1
-        && !syn
-        && !fin
-        && !rst
-        && next.is_some_and(|n| t.seq == n.wrapping_sub(1));
+    let keepalive =
+        len <= 1 && !syn && !fin && !rst && next.is_some_and(|n| t.seq == n.wrapping_sub(1));
     let mut chunks: Vec<(Option<Vec<u8>>, u64, u64)> = Vec::new();
+    // What this ACK says about the other direction: bytes it acknowledges that the
+    // trace never showed are a gap in that stream (Zeek's G/g).
+    let mut other_chunks: Vec<(Option<Vec<u8>>, u64, u64)> = Vec::new();
+    if ack && !rst {
+        let gap = conn.side[other].stream.acked(t.ack, &mut |c| match c {
+            Chunk::Data(b, f) => other_chunks.push((Some(b.to_vec()), 0, f)),
+            Chunk::Gap(n) => other_chunks.push((None, n, 0)),
+        });
+        if gap > 0 && conn.side[other].history & 256 == 0 {
+            conn.side[other].history |= 256;
+            conn.history.push(if other == orig { 'G' } else { 'g' });
+        }
+    }
+    let side = &mut conn.side[d];
     let class = if keepalive {
         analysis.push("keep-alive");
         Class::Empty
     } else {
-        side.stream.push(t.seq, syn, fin, v.payload, len, p.frame, &mut |c| match c {
-            Chunk::Data(b, f) => chunks.push((Some(b.to_vec()), 0, f)),
-            Chunk::Gap(n) => chunks.push((None, n, 0)),
-        })
+        side.stream
+            .push(t.seq, syn, fin, v.payload, len, p.frame, &mut |c| match c {
+                Chunk::Data(b, f) => chunks.push((Some(b.to_vec()), 0, f)),
+                Chunk::Gap(n) => chunks.push((None, n, 0)),
+            })
     };
     match class {
         Class::Retransmission if len > 0 || syn || fin => {
@@ -1027,28 +1174,38 @@ fn tcp_packet(
     if len > 0
         && let Some((a, w)) = conn.side[other].last_ack
     {
-        let scale = conn.side[other].wscale.filter(|_| conn.side[d].wscale.is_some()).unwrap_or(0).min(14);
+        let scale = conn.side[other]
+            .wscale
+            .filter(|_| conn.side[d].wscale.is_some())
+            .unwrap_or(0)
+            .min(14);
         let edge = a.wrapping_add((u32::from(w)) << scale);
         if t.seq.wrapping_add(len) == edge && w > 0 {
             analysis.push("window-full");
         }
     }
 
-    // Application: choose a decoder on the first payload, then feed it.
-    if !s.app_checked && !chunks.is_empty() {
-        s.app_checked = true;
-        if matches!(s.decoder, App::None)
-            && let Some((Some(b), _, _)) = chunks.first()
-        {
-            if b.len() >= 3 && b[0] == 0x16 && b[1] == 3 && b[2] <= 4 {
+    // Application: a TLS handshake starting a stream chunk (at the start, or later
+    // after a STARTTLS-style upgrade) starts the TLS decoder; HTTP is named by its
+    // first bytes. Looked for in the first chunks only.
+    if matches!(s.decoder, App::None) && s.app_checks < 64 {
+        for (b, _, _) in chunks.iter().chain(&other_chunks) {
+            let Some(b) = b else { continue };
+            s.app_checks += 1;
+            if b.len() >= 6 && b[0] == 0x16 && b[1] == 3 && b[2] <= 4 && b[5] == 1 {
                 s.decoder = App::Tls(Box::new(tls::Tls::new()));
-                if s.app.is_empty() || s.app == "ftp-data" {
-                    s.app = if s.app == "ftp-data" { "ftp-data" } else { "tls" };
+                if s.app.is_empty() {
+                    s.app = "tls";
                 }
-            } else if s.app.is_empty() && is_http(b) {
+                break;
+            } else if s.app.is_empty() && s.app_checks == 1 && is_http(b) {
                 s.app = "http";
             }
         }
+    }
+    let odir = app_dir(s.initiator_local, other);
+    for (b, n, f) in &other_chunks {
+        feed(&mut s.decoder, odir, b.as_deref(), *n, *f, p.time_ns);
     }
     let dir = app_dir(s.initiator_local, d);
     for (b, n, f) in &chunks {
@@ -1106,7 +1263,11 @@ impl UserOf for Session {
 }
 
 fn ftp_row(r: &ftp::Row, session: u64, user: &impl UserOf) -> FtpRow {
-    let user = if r.user.is_empty() { user.user_name() } else { r.user.clone() };
+    let user = if r.user.is_empty() {
+        user.user_name()
+    } else {
+        r.user.clone()
+    };
     let (mode, ip, port) = match &r.data {
         Some(d) => (d.mode.name(), d.ip.to_string(), Some(d.port)),
         None => ("", String::new(), None),
@@ -1218,7 +1379,9 @@ fn session_row(s: &Session, state: &'static str, history: String) -> SessionRow 
         dup_acks: s.dup_acks,
         zero_windows: s.zero_windows,
         resets: s.resets,
-        rtt_ms: rtt.map(|ns| format!("{:.3}", ns as f64 / 1e6)).unwrap_or_default(),
+        rtt_ms: rtt
+            .map(|ns| format!("{:.3}", ns as f64 / 1e6))
+            .unwrap_or_default(),
         mss_local: tcp_side(1).and_then(|x| x.mss),
         mss_remote: tcp_side(0).and_then(|x| x.mss),
         wscale_local: tcp_side(1).and_then(|x| x.wscale),
@@ -1270,7 +1433,10 @@ fn conn_state(t: &TcpConn, initiator_local: bool) -> &'static str {
         }
         return "OTH";
     }
-    // Established.
+    // Established. Both FINs make a normal close even if a RST follows (as Zeek).
+    if o.fin && r.fin {
+        return "SF";
+    }
     if o.rst {
         return "RSTO";
     }
@@ -1278,7 +1444,6 @@ fn conn_state(t: &TcpConn, initiator_local: bool) -> &'static str {
         return "RSTR";
     }
     match (o.fin, r.fin) {
-        (true, true) => "SF",
         (true, false) => "S2",
         (false, true) => "S3",
         _ => "S1",
@@ -1286,7 +1451,16 @@ fn conn_state(t: &TcpConn, initiator_local: bool) -> &'static str {
 }
 
 fn is_http(b: &[u8]) -> bool {
-    const STARTS: [&[u8]; 8] = [b"GET ", b"POST ", b"HEAD ", b"PUT ", b"DELETE ", b"OPTIONS ", b"CONNECT ", b"HTTP/1."];
+    const STARTS: [&[u8]; 8] = [
+        b"GET ",
+        b"POST ",
+        b"HEAD ",
+        b"PUT ",
+        b"DELETE ",
+        b"OPTIONS ",
+        b"CONNECT ",
+        b"HTTP/1.",
+    ];
     STARTS.iter().any(|s| b.starts_with(s))
 }
 
@@ -1323,7 +1497,11 @@ fn flow_key(
     let mut extra = 0;
     if matches!(proto, 1 | 58) && v.ip.len() > 0 {
         // Echo request/reply pairs by identifier; other ICMP messages by type.
-        let hl = if proto == 1 { usize::from(v.ip[0] & 0x0F) * 4 } else { 40 };
+        let hl = if proto == 1 {
+            usize::from(v.ip[0] & 0x0F) * 4
+        } else {
+            40
+        };
         if let Some(icmp) = v.ip.get(hl..hl + 6) {
             extra = match (proto, icmp[0]) {
                 (1, 0 | 8) | (58, 128 | 129) => u16::from_be_bytes([icmp[4], icmp[5]]),

@@ -130,7 +130,14 @@ impl Stream {
     }
 
     /// Delivers a segment that starts at or before `next`.
-    fn deliver(&mut self, at: u64, present: &[u8], len: u32, frame: u64, out: &mut impl FnMut(Chunk<'_>)) {
+    fn deliver(
+        &mut self,
+        at: u64,
+        present: &[u8],
+        len: u32,
+        frame: u64,
+        out: &mut impl FnMut(Chunk<'_>),
+    ) {
         let skip = (self.next - at) as usize;
         let end = at + len as u64;
         if skip < present.len() {
@@ -143,7 +150,14 @@ impl Stream {
         self.next = end;
     }
 
-    fn hold(&mut self, at: u64, present: &[u8], len: u32, frame: u64, out: &mut impl FnMut(Chunk<'_>)) {
+    fn hold(
+        &mut self,
+        at: u64,
+        present: &[u8],
+        len: u32,
+        frame: u64,
+        out: &mut impl FnMut(Chunk<'_>),
+    ) {
         self.held.push(Held {
             at,
             data: present.to_vec(),
@@ -173,6 +187,39 @@ impl Stream {
                 self.deliver(h.at, &h.data, len, h.frame, out);
             }
         }
+    }
+
+    /// The receiver acknowledged up to `ack`: bytes before it that were never seen were
+    /// sent but not captured, so the hole is a gap now rather than at the end (a
+    /// decoder waiting behind it would otherwise see everything late). Returns the gap
+    /// length declared, 0 if none.
+    pub fn acked(&mut self, ack: u32, out: &mut impl FnMut(Chunk<'_>)) -> u64 {
+        let Some(origin) = self.origin else {
+            return 0;
+        };
+        let at = self.offset(origin, ack);
+        if at <= self.next as i64 {
+            return 0;
+        }
+        let mut at = at as u64;
+        // The FIN takes a sequence number but is no data.
+        if self.fin.is_some_and(|f| at == f + 1) {
+            at -= 1;
+        }
+        // Far beyond: not an acknowledgement of this stream (a reused port, garbage).
+        if at <= self.next || at - self.next > 4 * MAX_HELD as u64 {
+            return 0;
+        }
+        let upto = at.min(self.held.first().map_or(u64::MAX, |h| h.at));
+        if upto <= self.next {
+            return 0;
+        }
+        let gap = upto - self.next;
+        out(Chunk::Gap(gap));
+        self.next = upto;
+        self.high = self.high.max(upto);
+        self.drain(out);
+        gap
     }
 
     /// End of the connection: holes before held data become gaps and the held data is
@@ -241,8 +288,9 @@ mod tests {
     #[test]
     fn abbreviated_segments_leave_gaps_and_overlaps_are_trimmed() {
         let (_, got) = run(&[(1, false, b"ab", 5), (4, false, b"defgh", 5)]);
-        // First segment: 2 bytes traced of 5; the second overlaps its last 2 bytes.
-        assert_eq!(got, ["ab@1", "gap3", "gh@2"]);
+        // First segment: seq 1-5, 2 bytes traced of 5; the second (seq 4-8) overlaps
+        // its last 2 bytes, so only seq 6-8 are new.
+        assert_eq!(got, ["ab@1", "gap3", "fgh@2"]);
     }
 
     #[test]
@@ -250,6 +298,24 @@ mod tests {
         let (c, got) = run(&[(u32::MAX - 1, false, b"xy", 2), (0, false, b"z", 1)]);
         assert_eq!(c, [Class::New, Class::New]);
         assert_eq!(got, ["xy@1", "z@2"]);
+    }
+
+    #[test]
+    fn an_ack_beyond_a_hole_declares_the_gap_at_once() {
+        let mut s = Stream::default();
+        let mut got = Vec::new();
+        let mut push = |s: &mut Stream, seq, d: &[u8]| {
+            s.push(seq, false, false, d, d.len() as u32, 1, &mut |c| {
+                got.push(format!("{c:?}"))
+            });
+        };
+        push(&mut s, 10, b"a");
+        push(&mut s, 20, b"b");
+        let mut acked = Vec::new();
+        assert_eq!(s.acked(21, &mut |c| acked.push(format!("{c:?}"))), 9);
+        assert_eq!(acked, ["Gap(9)", "Data([98], 1)"]);
+        // Nothing more to declare.
+        assert_eq!(s.acked(21, &mut |_| {}), 0);
     }
 
     #[test]

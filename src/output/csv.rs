@@ -9,31 +9,115 @@ use serde::Serialize;
 use crate::analyze::rows::{ExceptionRow, FtpRow, PacketRow, SessionRow, Sink, TlsRow};
 
 pub const PACKETS: &[&str] = &[
-    "no", "time", "epoch", "delta", "interface", "direction", "local_ip", "local_port",
-    "remote_ip", "remote_port", "protocol", "ip_len", "captured", "ip_id", "ttl", "tcp_flags",
-    "seq", "ack", "window", "payload", "session", "app", "message", "analysis",
-    "discard_code", "discard", "note",
+    "no",
+    "time",
+    "epoch",
+    "delta",
+    "interface",
+    "direction",
+    "local_ip",
+    "local_port",
+    "remote_ip",
+    "remote_port",
+    "protocol",
+    "ip_len",
+    "captured",
+    "ip_id",
+    "ttl",
+    "tcp_flags",
+    "seq",
+    "ack",
+    "window",
+    "payload",
+    "session",
+    "app",
+    "message",
+    "analysis",
+    "discard_code",
+    "discard",
+    "note",
 ];
 pub const SESSIONS: &[&str] = &[
-    "session", "protocol", "app", "local_ip", "local_port", "remote_ip", "remote_port",
-    "interface", "initiator", "start", "end", "duration", "state", "history", "packets_in",
-    "bytes_in", "packets_out", "bytes_out", "payload_in", "payload_out", "retransmissions",
-    "out_of_order", "dup_acks", "zero_windows", "resets", "rtt_ms", "mss_local", "mss_remote",
-    "wscale_local", "wscale_remote", "discards", "ftp_role", "ftp_control", "ftp_user",
-    "ftp_commands", "ftp_login", "tls_version", "tls_cipher", "tls_sni", "tls_alpn",
+    "session",
+    "protocol",
+    "app",
+    "local_ip",
+    "local_port",
+    "remote_ip",
+    "remote_port",
+    "interface",
+    "initiator",
+    "start",
+    "end",
+    "duration",
+    "state",
+    "history",
+    "packets_in",
+    "bytes_in",
+    "packets_out",
+    "bytes_out",
+    "payload_in",
+    "payload_out",
+    "retransmissions",
+    "out_of_order",
+    "dup_acks",
+    "zero_windows",
+    "resets",
+    "rtt_ms",
+    "mss_local",
+    "mss_remote",
+    "wscale_local",
+    "wscale_remote",
+    "discards",
+    "ftp_role",
+    "ftp_control",
+    "ftp_user",
+    "ftp_commands",
+    "ftp_login",
+    "tls_version",
+    "tls_cipher",
+    "tls_sni",
+    "tls_alpn",
     "tls_established",
 ];
 pub const FTP: &[&str] = &[
-    "time", "session", "user", "command", "argument", "reply_code", "reply_message",
-    "preliminary", "data_mode", "data_ip", "data_port", "data_session", "data_status",
+    "time",
+    "session",
+    "user",
+    "command",
+    "argument",
+    "reply_code",
+    "reply_message",
+    "preliminary",
+    "data_mode",
+    "data_ip",
+    "data_port",
+    "data_session",
+    "data_status",
     "data_bytes",
 ];
 pub const TLS: &[&str] = &[
-    "time", "session", "record_version", "client_version", "offered_versions", "sni", "alpn",
-    "offered_ciphers", "server_version", "cipher", "cert_subject", "cert_issuer",
-    "cert_not_after", "alert", "established", "resumed", "truncated",
+    "time",
+    "session",
+    "record_version",
+    "client_version",
+    "offered_versions",
+    "sni",
+    "alpn",
+    "offered_ciphers",
+    "server_version",
+    "cipher",
+    "cert_subject",
+    "cert_issuer",
+    "cert_not_after",
+    "alert",
+    "established",
+    "resumed",
+    "truncated",
 ];
-pub const EXCEPTIONS: &[&str] = &["time", "session", "packet", "severity", "category", "message"];
+pub const EXCEPTIONS: &[&str] = &[
+    "time", "session", "packet", "severity", "category", "message",
+];
 
 /// The file name suffixes, in the order `Tables::new` takes its writers.
 pub const NAMES: [&str; 5] = ["packets", "sessions", "ftp", "tls", "exceptions"];
@@ -45,7 +129,9 @@ struct Table<W: Write> {
 impl<W: Write> Table<W> {
     fn new(mut out: W, columns: &[&str]) -> io::Result<Table<W>> {
         out.write_all("\u{feff}".as_bytes())?;
-        let mut w = ::csv::WriterBuilder::new().has_headers(false).from_writer(out);
+        let mut w = ::csv::WriterBuilder::new()
+            .has_headers(false)
+            .from_writer(out);
         w.write_record(columns)?;
         Ok(Table { w })
     }
@@ -55,7 +141,9 @@ impl<W: Write> Table<W> {
     }
 
     fn finish(self) -> io::Result<W> {
-        self.w.into_inner().map_err(|e| io::Error::other(e.to_string()))
+        self.w
+            .into_inner()
+            .map_err(|e| io::Error::other(e.to_string()))
     }
 }
 

@@ -204,8 +204,8 @@ pub struct Expected {
     /// the decoder's fallback.
     pub time_ns: i64,
     /// Traced bytes: the IP packet (packet mode) or the Ethernet frame (OSAENTA),
-    /// abbreviated if `abbrev` says so. Ethernet padding of short frames is part of it
-    /// (the capture's bytes after the link header are taken as they are).
+    /// abbreviated if `abbrev` says so. In packet mode the padding of short Ethernet
+    /// frames is dropped (it is not part of the IP packet); OSAENTA frames keep it.
     pub data: Vec<u8>,
     /// True length as PTH_Plen carries it: the capture's original length minus the
     /// link header removed (plus the synthetic Ethernet header in OSAENTA mode), capped
@@ -595,7 +595,22 @@ impl Converter<'_> {
                     Some(v) => format!("IP EtherType but IP version {v}"),
                 }));
             };
-            let orig = f.orig_len - link.net_start as u64;
+            let mut orig = f.orig_len - link.net_start as u64;
+            // A packet trace holds IP packets: the padding of a short Ethernet frame is
+            // not part of one (its IP length says where it ends), so it is dropped, as
+            // z/OS would never see it. IPv4 length 0 (offloaded segments) is kept as is.
+            let declared = match (ip.v6, pkt.get(2..6)) {
+                (false, Some(b)) => u16::from_be_bytes([b[0], b[1]]) as usize,
+                (true, Some(b)) => 40 + u16::from_be_bytes([b[2], b[3]]) as usize,
+                _ => 0,
+            };
+            let mut pkt = pkt;
+            if declared >= ip.hdr_len.min(40) && declared > 0 {
+                if declared < pkt.len() {
+                    pkt = &pkt[..declared];
+                }
+                orig = orig.min(declared as u64).max(pkt.len() as u64);
+            }
             (pkt.to_vec(), 0, orig, Some(ip))
         };
 
