@@ -42,12 +42,30 @@ fn clean_sample_converts_with_exit_0_and_no_temporary_files() {
     );
     assert!(text.contains("framing RDW (detected)"), "{text}");
     assert!(text.contains("status: clean"), "{text}");
-    let files: Vec<String> = std::fs::read_dir(&dir)
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
         .unwrap()
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(files, ["ftp_rdw.trace.pcapng"]);
+    files.sort();
+    // The pcapng and the five CSV tables, no temporary files left behind.
+    assert_eq!(
+        files,
+        [
+            "ftp_rdw.trace.exceptions.csv",
+            "ftp_rdw.trace.ftp.csv",
+            "ftp_rdw.trace.packets.csv",
+            "ftp_rdw.trace.pcapng",
+            "ftp_rdw.trace.sessions.csv",
+            "ftp_rdw.trace.tls.csv"
+        ]
+    );
+    let ftp = std::fs::read_to_string(dir.join("ftp_rdw.trace.ftp.csv")).unwrap();
+    assert!(
+        ftp.starts_with("\u{feff}time,session,user,command,"),
+        "{ftp}"
+    );
+    assert!(ftp.contains(",PASS,****,230,"), "{ftp}");
     let got = common::read(&std::fs::read(dir.join("ftp_rdw.trace.pcapng")).unwrap());
     assert!(got.packets.len() > 50);
     assert!(
@@ -193,4 +211,48 @@ fn synth_then_convert_from_the_command_line() {
     assert!(text.contains("framing BDW+RDW (detected)"), "{text}");
     assert!(text.contains("11 packets"), "{text}");
     assert!(text.contains("reassembled"), "{text}");
+}
+
+#[test]
+fn analyze_takes_traces_and_ordinary_captures() {
+    let dir = tmpdir("analyze");
+    let cap = common::captures_dir().join("ftp_ipv4_active_port_and_passive_pasv__zeek.pcap");
+    let out = zctrace(&[
+        "analyze".as_ref(),
+        sample("ftp_rdw.trace").as_os_str(),
+        cap.as_os_str(),
+        "-o".as_ref(),
+        dir.as_os_str(),
+        "--local".as_ref(),
+        "141.142.220.235".as_ref(),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("capture with 95 packets"), "{text}");
+    // The trace made from that capture and the capture itself give the same sessions
+    // (times, directions and interface names aside: the capture has no interface).
+    let trace = std::fs::read_to_string(dir.join("ftp_rdw.trace.sessions.csv")).unwrap();
+    let capture = std::fs::read_to_string(
+        dir.join("ftp_ipv4_active_port_and_passive_pasv__zeek.pcap.sessions.csv"),
+    )
+    .unwrap();
+    let strip = |t: &str| -> Vec<String> {
+        t.lines()
+            .map(|l| {
+                let f: Vec<&str> = l.split(',').collect();
+                // session..remote_port, then initiator, state..payload_out
+                [&f[..7], &f[8..9], &f[12..20]].concat().join(",")
+            })
+            .collect()
+    };
+    assert_eq!(strip(&trace), strip(&capture));
+    assert!(
+        !dir.join("ftp_rdw.trace.pcapng").exists(),
+        "analyze writes no pcapng"
+    );
 }
