@@ -486,7 +486,7 @@ fn convert_one(
     let main = writers.remove(0);
     let name = trace.display().to_string();
     let mut tables = if csv {
-        let ws: [BufWriter<File>; 5] = match writers.drain(..).collect::<Vec<_>>().try_into() {
+        let ws: [BufWriter<File>; 5] = match std::mem::take(&mut writers).try_into() {
             Ok(ws) => ws,
             Err(_) => bail!("internal: five CSV writers expected"),
         };

@@ -116,6 +116,8 @@ pub struct View<'a> {
     pub ttl: Option<u8>,
     /// A fragment: (offset in bytes, more fragments follow).
     pub fragment: Option<(u32, bool)>,
+    /// Identification shared by a datagram's fragments (IPv4 id, IPv6 fragment id).
+    pub frag_id: u32,
     pub src_port: Option<u16>,
     pub dst_port: Option<u16>,
     pub tcp: Option<Tcp>,
@@ -160,6 +162,7 @@ pub fn view(link: Link, data: &[u8], orig_len: u32) -> View<'_> {
             let off = h.fragments_offset().value() as u32 * 8;
             if off > 0 || h.more_fragments() {
                 v.fragment = Some((off, h.more_fragments()));
+                v.frag_id = u32::from(h.identification());
             }
         }
         Some(LaxNetSlice::Ipv6(v6)) => {
@@ -183,6 +186,7 @@ pub fn view(link: Link, data: &[u8], orig_len: u32) -> View<'_> {
                     let off = frag.fragment_offset().value() as u32 * 8;
                     if off > 0 || frag.more_fragments() {
                         v.fragment = Some((off, frag.more_fragments()));
+                        v.frag_id = frag.identification();
                     }
                 }
             }

@@ -46,6 +46,8 @@ const CLOSED_LINGER_NS: i64 = 30_000_000_000;
 const FLOW_IDLE_NS: i64 = 600_000_000_000;
 /// Housekeeping every this many packets.
 const SWEEP_EVERY: u64 = 4096;
+/// Fragmented datagrams remembered at once (the table starts afresh when full).
+const MAX_FRAGMENT_KEYS: usize = 4096;
 /// Failed FTP logins from one address that make it a brute-force pattern.
 const BRUTE_FORCE_FAILURES: u64 = 5;
 
@@ -148,7 +150,6 @@ struct Session {
     ftp_login: &'static str,
     ftp_failures: u64,
     tls: Option<TlsRow>,
-    closed: bool,
 }
 
 /// Running totals for the statistics summary.
@@ -229,6 +230,8 @@ pub struct Analyzer<'d, S: Sink> {
     /// Control session id -> key (to reach a control session from its data session).
     controls: HashMap<u64, Key>,
     failures_by_addr: HashMap<IpAddr, (u64, i64)>,
+    /// Ports of fragmented datagrams by (source, destination, protocol, IP id).
+    fragments: HashMap<(IpAddr, IpAddr, u8, u32), (u16, u16)>,
     packets_seen: u64,
     pub stats: Stats,
 }
@@ -245,6 +248,7 @@ impl<'d, S: Sink> Analyzer<'d, S> {
             expect: HashMap::new(),
             controls: HashMap::new(),
             failures_by_addr: HashMap::new(),
+            fragments: HashMap::new(),
             packets_seen: 0,
             stats: Stats::default(),
         }
@@ -276,10 +280,28 @@ impl<'d, S: Sink> Analyzer<'d, S> {
         } else {
             (v.dst, v.src)
         };
+        // Fragments belong to the flow of their datagram: the first carries the ports,
+        // the others find them by (addresses, protocol, IP id).
+        let (mut src_port, mut dst_port) = (v.src_port, v.dst_port);
+        if let (Some((off, _)), Some(src), Some(dst), Some(proto)) =
+            (v.fragment, v.src, v.dst, v.protocol)
+        {
+            let fkey = (src, dst, proto, v.frag_id);
+            if off == 0 {
+                if let (Some(a), Some(b)) = (src_port, dst_port) {
+                    if self.fragments.len() >= MAX_FRAGMENT_KEYS {
+                        self.fragments.clear();
+                    }
+                    self.fragments.insert(fkey, (a, b));
+                }
+            } else if let Some(&(a, b)) = self.fragments.get(&fkey) {
+                (src_port, dst_port) = (Some(a), Some(b));
+            }
+        }
         let (local_port, remote_port) = if outbound {
-            (v.src_port, v.dst_port)
+            (src_port, dst_port)
         } else {
-            (v.dst_port, v.src_port)
+            (dst_port, src_port)
         };
         row.local_ip = local.map(|a| a.to_string()).unwrap_or_default();
         row.remote_ip = remote.map(|a| a.to_string()).unwrap_or_default();
@@ -450,11 +472,10 @@ impl<'d, S: Sink> Analyzer<'d, S> {
         if syn_only
             && let Some(s) = self.sessions.get(&key)
             && let Some(t) = &s.tcp
-            && (s.closed || t.side.iter().any(|d| d.fin || d.rst))
-            && !t.side[usize::from(outbound)]
-                .stream
-                .next_seq()
-                .is_some_and(|n| n == v.tcp.map_or(0, |t| t.seq).wrapping_add(1))
+            && t.side.iter().any(|d| d.fin || d.rst)
+            // not a retransmission of the SYN that started it
+            && t.side[usize::from(outbound)].stream.next_seq()
+                != Some(v.tcp.map_or(0, |t| t.seq).wrapping_add(1))
         {
             self.flush(&key)?;
         }
@@ -581,7 +602,6 @@ impl<'d, S: Sink> Analyzer<'d, S> {
             ftp_login: "",
             ftp_failures: 0,
             tls: None,
-            closed: false,
         };
         let (server, server_port) = if initiator_local {
             (key.remote, key.remote_port)
@@ -757,7 +777,7 @@ impl<'d, S: Sink> Analyzer<'d, S> {
         }
         collect_app_facts(&mut s);
         for r in ftp_rows {
-            let data = r.data.clone();
+            let data = r.data;
             let row = ftp_row(&r, s.id, &s);
             s.pending_ftp.push(PendingFtp {
                 row,
@@ -1217,7 +1237,7 @@ fn tcp_packet(
             message.extend(ftp.take_messages().into_iter().map(|m| m.1));
             for r in ftp.take_rows() {
                 let row = ftp_row(&r, s.id, &s_ftp_user(ftp));
-                ftp_rows.push((row, r.data.clone()));
+                ftp_rows.push((row, r.data));
             }
             if let Some(t) = tls {
                 message.extend(t.take_messages().into_iter().map(|m| m.1));
@@ -1495,7 +1515,7 @@ fn flow_key(
     v: &View<'_>,
 ) -> Key {
     let mut extra = 0;
-    if matches!(proto, 1 | 58) && v.ip.len() > 0 {
+    if matches!(proto, 1 | 58) && !v.ip.is_empty() {
         // Echo request/reply pairs by identifier; other ICMP messages by type.
         let hl = if proto == 1 {
             usize::from(v.ip[0] & 0x0F) * 4

@@ -71,6 +71,9 @@ impl Stream {
 
     /// One segment: `seq` and flags from its header, `present` the payload bytes in the
     /// trace, `len` the true payload length. In-order data goes to `out`.
+    // The segment's fields one by one read better at the call sites than a struct
+    // built for this call only.
+    #[allow(clippy::too_many_arguments)]
     pub fn push(
         &mut self,
         seq: u32,

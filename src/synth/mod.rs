@@ -21,6 +21,7 @@ mod link;
 mod writer;
 
 #[cfg(test)]
+#[path = "../../tests/unit/synth.rs"]
 mod tests;
 
 use std::collections::{BTreeMap, HashMap};
