@@ -51,6 +51,7 @@ pub struct Stream {
     held: Vec<Held>,
     held_bytes: usize,
     fin: Option<u64>,
+    syn_seen: bool,
 }
 
 impl Stream {
@@ -101,7 +102,12 @@ impl Stream {
                     _ => Class::New,
                 }
             } else if syn {
-                Class::New
+                // A second SYN for the same start: the first was not answered in time.
+                if std::mem::replace(&mut self.syn_seen, true) {
+                    Class::Retransmission
+                } else {
+                    Class::New
+                }
             } else {
                 Class::Empty
             }
