@@ -18,7 +18,7 @@ use zctrace::output::dump;
 use zctrace::packet::{self, TimeSource};
 use zctrace::synth;
 use zctrace::trace::ebcdic::CodePage;
-use zctrace::trace::tod::parse_iso8601;
+use zctrace::trace::tod::{parse_iso8601, parse_offset};
 use zctrace::trace::{self, DiscardTable, Framing};
 
 #[derive(Parser)]
@@ -50,6 +50,9 @@ enum Cmd {
         /// Do not write the CSV tables (packets, sessions, ftp, tls, exceptions).
         #[arg(long = "no-csv")]
         no_csv: bool,
+        /// Times in the CSV tables at this offset from UTC (+01:00, -0500) instead of UTC.
+        #[arg(long, value_parser = parse_offset, allow_hyphen_values = true)]
+        localtime: Option<i32>,
         #[command(flatten)]
         decode: DecodeArgs,
         #[command(flatten)]
@@ -66,6 +69,9 @@ enum Cmd {
         /// the first packet.
         #[arg(long)]
         local: Vec<Prefix>,
+        /// Times in the CSV tables at this offset from UTC (+01:00, -0500) instead of UTC.
+        #[arg(long, value_parser = parse_offset, allow_hyphen_values = true)]
+        localtime: Option<i32>,
         /// No progress bar and no per-file summary (problems still go to stderr).
         #[arg(short, long)]
         quiet: bool,
@@ -328,17 +334,27 @@ fn run(cli: Cli) -> Result<Status> {
             libpcap,
             quiet,
             no_csv,
+            localtime,
             decode,
             filter,
-        } => convert_files(&traces, &out, libpcap, !no_csv, quiet, &decode, &filter),
+        } => convert_files(
+            &traces, &out, libpcap, !no_csv, localtime, quiet, &decode, &filter,
+        ),
         Cmd::Analyze {
             inputs,
             out,
             local,
+            localtime,
             quiet,
             decode,
             filter,
-        } => analyze_files(&inputs, &out, &local, quiet, &decode, &filter),
+        } => {
+            let a = zctrace::analyze::Options {
+                local,
+                utc_offset: localtime,
+            };
+            analyze_files(&inputs, &out, &a, quiet, &decode, &filter)
+        }
         Cmd::Info { traces, decode } => info_files(&traces, &decode),
         Cmd::Dump {
             trace,
@@ -467,6 +483,7 @@ fn convert_one(
     trace: &Path,
     dest: &Path,
     csv: bool,
+    analysis: &zctrace::analyze::Options,
     opts: &convert::Options,
     discards: &DiscardTable,
     bar: &ProgressBar,
@@ -494,13 +511,12 @@ fn convert_one(
     } else {
         None
     };
-    let analysis = zctrace::analyze::Options::default();
     let result = convert::convert_analyzed(
         f,
         main,
         tables
             .as_mut()
-            .map(|t| (t as &mut dyn zctrace::analyze::rows::Sink, &analysis)),
+            .map(|t| (t as &mut dyn zctrace::analyze::rows::Sink, analysis)),
         &name,
         opts,
         discards,
@@ -533,7 +549,7 @@ fn convert_one(
 fn analyze_one(
     input: &Path,
     dest: &Path,
-    local: &[Prefix],
+    analysis: &zctrace::analyze::Options,
     opts: &convert::Options,
     discards: &DiscardTable,
 ) -> Result<convert::Summary> {
@@ -551,12 +567,9 @@ fn analyze_one(
         Err(_) => bail!("internal: five CSV writers expected"),
     };
     let mut tables = zctrace::output::csv::Tables::new(ws)?;
-    let analysis = zctrace::analyze::Options {
-        local: local.to_vec(),
-    };
     let name = input.display().to_string();
     let result = if convert::is_capture(&magic[..n]) {
-        convert::analyze_capture(src, &mut tables, &analysis, discards).map(|(c, stats)| {
+        convert::analyze_capture(src, &mut tables, analysis, discards).map(|(c, stats)| {
             let mut s = convert::Summary {
                 written: c.packets,
                 analysis: Some(stats),
@@ -569,7 +582,7 @@ fn analyze_one(
         convert::convert_analyzed(
             src,
             io::sink(),
-            Some((&mut tables, &analysis)),
+            Some((&mut tables, analysis)),
             &name,
             opts,
             discards,
@@ -597,7 +610,7 @@ fn analyze_one(
 fn analyze_files(
     inputs: &[PathBuf],
     out: &Path,
-    local: &[Prefix],
+    analysis: &zctrace::analyze::Options,
     quiet: bool,
     decode: &DecodeArgs,
     filter: &FilterArgs,
@@ -610,7 +623,7 @@ fn analyze_files(
     let results: Vec<Result<convert::Summary>> = inputs
         .par_iter()
         .zip(dests.par_iter())
-        .map(|(i, d)| analyze_one(i, d, local, &opts, &discards))
+        .map(|(i, d)| analyze_one(i, d, analysis, &opts, &discards))
         .collect();
     let shown: Vec<PathBuf> = dests
         .iter()
@@ -625,11 +638,13 @@ fn analyze_files(
     report_batch(inputs, &results, &shown, quiet, &discards)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn convert_files(
     traces: &[PathBuf],
     out: &Path,
     libpcap: bool,
     csv: bool,
+    localtime: Option<i32>,
     quiet: bool,
     decode: &DecodeArgs,
     filter: &FilterArgs,
@@ -643,6 +658,10 @@ fn convert_files(
         Output::Pcapng
     };
     let opts = decode.options(filter, output);
+    let analysis = zctrace::analyze::Options {
+        local: Vec::new(),
+        utc_offset: localtime,
+    };
     let dests = output_names(traces, out, if libpcap { "pcap" } else { "pcapng" });
     let multi = MultiProgress::with_draw_target(if quiet || !io::stderr().is_terminal() {
         ProgressDrawTarget::hidden()
@@ -661,7 +680,7 @@ fn convert_files(
                 t.file_name()
                     .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
             );
-            convert_one(t, d, csv, &opts, &discards, &bar)
+            convert_one(t, d, csv, &analysis, &opts, &discards, &bar)
         })
         .collect();
     report_batch(traces, &results, &dests, quiet, &discards)

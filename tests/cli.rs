@@ -256,3 +256,38 @@ fn analyze_takes_traces_and_ordinary_captures() {
         "analyze writes no pcapng"
     );
 }
+
+#[test]
+fn localtime_writes_csv_times_at_an_offset() {
+    let dir = tmpdir("localtime");
+    let out = zctrace(&[
+        "analyze".as_ref(),
+        sample("ftp_rdw.trace").as_os_str(),
+        "-o".as_ref(),
+        dir.as_os_str(),
+        "--localtime".as_ref(),
+        "-05:00".as_ref(),
+        "--quiet".as_ref(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let p = std::fs::read_to_string(dir.join("ftp_rdw.trace.packets.csv")).unwrap();
+    // The first packet is at 16:52:41.968492 UTC.
+    assert!(
+        p.contains("\n1,2012-02-21T11:52:41.968492000-05:00,1329843161.968492000,"),
+        "{p}"
+    );
+    let bad = zctrace(&[
+        "analyze".as_ref(),
+        sample("ftp_rdw.trace").as_os_str(),
+        "-o".as_ref(),
+        dir.as_os_str(),
+        "--localtime".as_ref(),
+        "EST".as_ref(),
+    ]);
+    assert_eq!(bad.status.code(), Some(2));
+}

@@ -14,7 +14,7 @@ use super::stream::{Chunk, Class, Stream};
 use super::{Dir, ftp, msg, tls};
 use crate::net::{self, Prefix, Tcp, View};
 use crate::packet::Link;
-use crate::trace::tod::iso8601;
+use crate::trace::tod::iso8601_at;
 use crate::trace::{DiscardCode, DiscardTable};
 
 /// One packet as the analysis sees it.
@@ -38,6 +38,8 @@ pub struct Options {
     /// Addresses that are "local" (the z/OS side) when packets carry no direction. When
     /// empty, the source of the first IP packet is taken to be local.
     pub local: Vec<Prefix>,
+    /// Write times at this offset from UTC (seconds) instead of in UTC (`--localtime`).
+    pub utc_offset: Option<i32>,
 }
 
 /// Closed TCP connections leave memory after this much trace time without packets.
@@ -119,6 +121,8 @@ struct PendingFtp {
 
 struct Session {
     id: u64,
+    /// Offset from UTC for the times written (`Options::utc_offset`).
+    tz: Option<i32>,
     key: Key,
     interface: String,
     /// Who started it: true when z/OS did.
@@ -260,7 +264,7 @@ impl<'d, S: Sink> Analyzer<'d, S> {
         let outbound = self.direction(p, &v);
         let mut row = PacketRow {
             no: p.frame,
-            time: iso8601(p.time_ns),
+            time: iso8601_at(p.time_ns, self.opts.utc_offset),
             epoch: rows::seconds(p.time_ns),
             delta: rows::seconds(self.last_ns.map_or(0, |t| p.time_ns - t)),
             interface: Text(p.interface.to_string()),
@@ -440,7 +444,7 @@ impl<'d, S: Sink> Analyzer<'d, S> {
     ) -> io::Result<()> {
         self.stats.exceptions += 1;
         self.sink.exception(&ExceptionRow {
-            time: iso8601(time_ns),
+            time: iso8601_at(time_ns, self.opts.utc_offset),
             session,
             packet,
             severity,
@@ -575,6 +579,7 @@ impl<'d, S: Sink> Analyzer<'d, S> {
         }
         let mut s = Session {
             id,
+            tz: self.opts.utc_offset,
             key,
             interface: p.interface.to_string(),
             initiator_local,
@@ -778,7 +783,7 @@ impl<'d, S: Sink> Analyzer<'d, S> {
         collect_app_facts(&mut s);
         for r in ftp_rows {
             let data = r.data;
-            let row = ftp_row(&r, s.id, &s);
+            let row = ftp_row(&r, s.id, &s, s.tz);
             s.pending_ftp.push(PendingFtp {
                 row,
                 refused: data.as_ref().is_some_and(|d| d.refused),
@@ -787,7 +792,7 @@ impl<'d, S: Sink> Analyzer<'d, S> {
         }
         for r in tls_rows {
             self.stats.tls_handshakes += 1;
-            let mut r = tls_row(&r);
+            let mut r = tls_row(&r, s.tz);
             r.session = s.id;
             if !r.alert.is_empty() {
                 exceptions.push((
@@ -961,7 +966,7 @@ impl<'d, S: Sink> Analyzer<'d, S> {
             self.stats.ftp_commands += 1;
             self.sink.ftp(&r.row)?;
         }
-        let row = session_row(&s, state, history);
+        let row = session_row(&s, state, history, s.tz);
         self.sink.session(&row)?;
         for (t, sess, sev, cat, m) in exceptions {
             self.exception(t, sess, None, sev, cat, m)?;
@@ -1236,17 +1241,17 @@ fn tcp_packet(
         App::Ftp { ftp, tls } => {
             message.extend(ftp.take_messages().into_iter().map(|m| m.1));
             for r in ftp.take_rows() {
-                let row = ftp_row(&r, s.id, &s_ftp_user(ftp));
+                let row = ftp_row(&r, s.id, &s_ftp_user(ftp), s.tz);
                 ftp_rows.push((row, r.data));
             }
             if let Some(t) = tls {
                 message.extend(t.take_messages().into_iter().map(|m| m.1));
-                tls_rows.extend(t.take_rows().iter().map(tls_row));
+                tls_rows.extend(t.take_rows().iter().map(|r| tls_row(r, s.tz)));
             }
         }
         App::Tls(t) => {
             message.extend(t.take_messages().into_iter().map(|m| m.1));
-            tls_rows.extend(t.take_rows().iter().map(tls_row));
+            tls_rows.extend(t.take_rows().iter().map(|r| tls_row(r, s.tz)));
         }
     }
     collect_app_facts(s);
@@ -1282,7 +1287,7 @@ impl UserOf for Session {
     }
 }
 
-fn ftp_row(r: &ftp::Row, session: u64, user: &impl UserOf) -> FtpRow {
+fn ftp_row(r: &ftp::Row, session: u64, user: &impl UserOf, tz: Option<i32>) -> FtpRow {
     let user = if r.user.is_empty() {
         user.user_name()
     } else {
@@ -1293,7 +1298,7 @@ fn ftp_row(r: &ftp::Row, session: u64, user: &impl UserOf) -> FtpRow {
         None => ("", String::new(), None),
     };
     FtpRow {
-        time: iso8601(r.time_ns),
+        time: iso8601_at(r.time_ns, tz),
         session,
         user: Text(user),
         command: Text(r.command.clone()),
@@ -1310,9 +1315,9 @@ fn ftp_row(r: &ftp::Row, session: u64, user: &impl UserOf) -> FtpRow {
     }
 }
 
-fn tls_row(r: &tls::Row) -> TlsRow {
+fn tls_row(r: &tls::Row, tz: Option<i32>) -> TlsRow {
     TlsRow {
-        time: iso8601(r.time_ns),
+        time: iso8601_at(r.time_ns, tz),
         session: 0,
         record_version: r.record_version.clone(),
         client_version: r.client_version.clone(),
@@ -1348,13 +1353,13 @@ fn collect_app_facts(s: &mut Session) {
     if let Some(t) = tls
         && let Some(r) = t.summary()
     {
-        let mut row = tls_row(r);
+        let mut row = tls_row(r, s.tz);
         row.session = s.id;
         s.tls = Some(row);
     }
 }
 
-fn session_row(s: &Session, state: &'static str, history: String) -> SessionRow {
+fn session_row(s: &Session, state: &'static str, history: String, tz: Option<i32>) -> SessionRow {
     let (pin, pout) = (0, 1);
     let tcp_side = |i: usize| s.tcp.as_ref().map(|t| &t.side[i]);
     // Handshake round trip seen from z/OS: SYN to SYN-ACK when z/OS initiated, our
@@ -1383,8 +1388,8 @@ fn session_row(s: &Session, state: &'static str, history: String) -> SessionRow 
         remote_port: matches!(s.key.proto, 6 | 17).then_some(s.key.remote_port),
         interface: Text(s.interface.clone()),
         initiator: if s.initiator_local { "local" } else { "remote" },
-        start: iso8601(s.start_ns),
-        end: iso8601(s.end_ns),
+        start: iso8601_at(s.start_ns, tz),
+        end: iso8601_at(s.end_ns, tz),
         duration: rows::seconds(s.end_ns - s.start_ns),
         state,
         history,

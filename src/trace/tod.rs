@@ -62,6 +62,47 @@ pub fn iso8601(ns: i64) -> String {
     )
 }
 
+/// ISO 8601 in UTC (`offset_s` None) or at a fixed offset from UTC, e.g.
+/// `2011-01-25T15:13:05.687445000+01:00`.
+pub fn iso8601_at(ns: i64, offset_s: Option<i32>) -> String {
+    let Some(off) = offset_s else {
+        return iso8601(ns);
+    };
+    let mut s = iso8601(ns + i64::from(off) * 1_000_000_000);
+    s.pop();
+    let a = off.unsigned_abs();
+    s.push_str(&format!(
+        "{}{:02}:{:02}",
+        if off < 0 { '-' } else { '+' },
+        a / 3600,
+        a / 60 % 60
+    ));
+    s
+}
+
+/// Parses a UTC offset `+HH:MM`, `-HH:MM`, `+HHMM` or `Z` into seconds.
+pub fn parse_offset(s: &str) -> Result<i32, String> {
+    if s == "Z" || s == "z" {
+        return Ok(0);
+    }
+    let bad = || format!("{s:?}: expected an offset like +01:00 or -0500");
+    let (sign, rest) = match s.as_bytes().first() {
+        Some(b'+') => (1, &s[1..]),
+        Some(b'-') => (-1, &s[1..]),
+        _ => return Err(bad()),
+    };
+    let digits: String = rest.chars().filter(|c| *c != ':').collect();
+    if digits.len() != 4 || !digits.chars().all(|c| c.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let h: i32 = digits[..2].parse().map_err(|_| bad())?;
+    let m: i32 = digits[2..].parse().map_err(|_| bad())?;
+    if h > 14 || m > 59 {
+        return Err(bad());
+    }
+    Ok(sign * (h * 3600 + m * 60))
+}
+
 /// Days since 1970-01-01 -> (year, month, day) in the proleptic Gregorian calendar
 /// (Howard Hinnant's well-known civil calendar algorithm).
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
@@ -116,6 +157,23 @@ pub fn parse_iso8601(s: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn local_offsets() {
+        assert_eq!(
+            iso8601_at(0, Some(3600 + 1800)),
+            "1970-01-01T01:30:00.000000000+01:30"
+        );
+        assert_eq!(
+            iso8601_at(0, Some(-5 * 3600)),
+            "1969-12-31T19:00:00.000000000-05:00"
+        );
+        assert_eq!(iso8601_at(0, None), "1970-01-01T00:00:00.000000000Z");
+        assert_eq!(parse_offset("+01:00"), Ok(3600));
+        assert_eq!(parse_offset("-0530"), Ok(-19800));
+        assert!(parse_offset("01:00").is_err());
+        assert!(parse_offset("+25:00").is_err());
+    }
 
     #[test]
     fn spec_check_values() {
