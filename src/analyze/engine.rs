@@ -6,6 +6,7 @@
 //! open sessions, not the size of the trace.
 
 use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::io;
 use std::net::IpAddr;
 
@@ -16,6 +17,42 @@ use crate::net::{self, Prefix, Tcp, View};
 use crate::packet::Link;
 use crate::trace::tod::iso8601_at;
 use crate::trace::{DiscardCode, DiscardTable};
+
+/// A fast hasher for the per-packet tables (keys are addresses and ports from the
+/// trace; hash flooding is not a concern for a file the user chose to open, and SipHash
+/// was a tenth of the analysis time).
+#[derive(Default, Clone, Copy)]
+pub struct FastHasher(u64);
+
+impl Hasher for FastHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut b = [0u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(b));
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+    fn write_u16(&mut self, n: u16) {
+        self.write_u64(u64::from(n));
+    }
+    fn write_u8(&mut self, n: u8) {
+        self.write_u64(u64::from(n));
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type Map<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
 
 /// One packet as the analysis sees it.
 pub struct Input<'a> {
@@ -46,6 +83,13 @@ pub struct Options {
 const CLOSED_LINGER_NS: i64 = 30_000_000_000;
 /// UDP and ICMP flows idle this long are written out; later packets start a new row.
 const FLOW_IDLE_NS: i64 = 600_000_000_000;
+/// Closed FTP control sessions wait longer: their data sessions settle their rows.
+const CONTROL_LINGER_NS: i64 = 300_000_000_000;
+/// A connection that never got past its SYN (a scan, a dead server) after this long.
+const HALF_OPEN_IDLE_NS: i64 = 60_000_000_000;
+/// Any TCP connection silent this long is written out; a later packet starts a new
+/// session (picked up midstream).
+const TCP_IDLE_NS: i64 = 7_200_000_000_000;
 /// Housekeeping every this many packets.
 const SWEEP_EVERY: u64 = 4096;
 /// Fragmented datagrams remembered at once (the table starts afresh when full).
@@ -146,9 +190,11 @@ struct Session {
     ftp_role: &'static str,
     ftp_control: Option<u64>,
     /// For a data session: the control session and its pending row.
+    /// (control session, row number) of the row whose endpoint this data session used.
     ftp_link: Option<(u64, usize)>,
-    pending_ftp: Vec<PendingFtp>,
-    /// Index in `pending_ftp` of the first row not yet written.
+    /// FTP rows not yet written; the first is row number `ftp_base` of the session.
+    pending_ftp: std::collections::VecDeque<PendingFtp>,
+    ftp_base: usize,
     ftp_user: String,
     ftp_commands: Option<u64>,
     ftp_login: &'static str,
@@ -226,18 +272,50 @@ pub struct Analyzer<'d, S: Sink> {
     sink: S,
     opts: Options,
     discards: &'d DiscardTable,
-    sessions: HashMap<Key, Session>,
+    sessions: Map<Key, Session>,
     next_id: u64,
     last_ns: Option<i64>,
     /// FTP data endpoints announced: (address, port) -> (control session, row index).
-    expect: HashMap<(IpAddr, u16), (u64, usize)>,
+    expect: Map<(IpAddr, u16), (u64, usize)>,
     /// Control session id -> key (to reach a control session from its data session).
-    controls: HashMap<u64, Key>,
-    failures_by_addr: HashMap<IpAddr, (u64, i64)>,
+    controls: Map<u64, Key>,
+    failures_by_addr: Map<IpAddr, (u64, i64)>,
     /// Ports of fragmented datagrams by (source, destination, protocol, IP id).
-    fragments: HashMap<(IpAddr, IpAddr, u8, u32), (u16, u16)>,
+    fragments: Map<(IpAddr, IpAddr, u8, u32), (u16, u16)>,
     packets_seen: u64,
+    clock: Clock,
     pub stats: Stats,
+}
+
+/// ISO 8601 times for consecutive packets: the date and time of day change once a
+/// second, so they are formatted once a second and only the nanoseconds per packet.
+#[derive(Default)]
+struct Clock {
+    second: Option<i64>,
+    head: String,
+    tail: String,
+}
+
+impl Clock {
+    fn format(&mut self, ns: i64, tz: Option<i32>) -> String {
+        let sec = ns.div_euclid(1_000_000_000);
+        if self.second != Some(sec) {
+            let full = iso8601_at(ns - ns.rem_euclid(1_000_000_000), tz);
+            // `YYYY-MM-DDTHH:MM:SS.` + 9 digits + `Z` or `+HH:MM`.
+            let (head, rest) = full.split_at(20);
+            self.head = head.to_string();
+            self.tail = rest[9..].to_string();
+            self.second = Some(sec);
+        }
+        let mut out = String::with_capacity(40);
+        out.push_str(&self.head);
+        let _ = std::fmt::Write::write_fmt(
+            &mut out,
+            format_args!("{:09}", ns.rem_euclid(1_000_000_000)),
+        );
+        out.push_str(&self.tail);
+        out
+    }
 }
 
 impl<'d, S: Sink> Analyzer<'d, S> {
@@ -246,14 +324,15 @@ impl<'d, S: Sink> Analyzer<'d, S> {
             sink,
             opts,
             discards,
-            sessions: HashMap::new(),
+            sessions: Map::default(),
             next_id: 1,
             last_ns: None,
-            expect: HashMap::new(),
-            controls: HashMap::new(),
-            failures_by_addr: HashMap::new(),
-            fragments: HashMap::new(),
+            expect: Map::default(),
+            controls: Map::default(),
+            failures_by_addr: Map::default(),
+            fragments: Map::default(),
             packets_seen: 0,
+            clock: Clock::default(),
             stats: Stats::default(),
         }
     }
@@ -264,9 +343,9 @@ impl<'d, S: Sink> Analyzer<'d, S> {
         let outbound = self.direction(p, &v);
         let mut row = PacketRow {
             no: p.frame,
-            time: iso8601_at(p.time_ns, self.opts.utc_offset),
+            time: self.clock.format(p.time_ns, self.opts.utc_offset),
             epoch: rows::seconds(p.time_ns),
-            delta: rows::seconds(self.last_ns.map_or(0, |t| p.time_ns - t)),
+            delta: rows::seconds(self.last_ns.map_or(0, |t| p.time_ns.saturating_sub(t))),
             interface: Text(p.interface.to_string()),
             direction: if outbound { "out" } else { "in" },
             captured: p.data.len(),
@@ -335,20 +414,24 @@ impl<'d, S: Sink> Analyzer<'d, S> {
             }
         }
         self.stats.packets += 1;
-        let st = self
-            .stats
-            .by_protocol
-            .entry(row.protocol.clone())
-            .or_default();
-        st.0 += 1;
-        st.1 += u64::from(v.ip_len.max(p.orig_len));
-        let st = self
-            .stats
-            .by_interface
-            .entry(p.interface.to_string())
-            .or_default();
-        st.0 += 1;
-        st.1 += u64::from(p.orig_len);
+        // Counted without allocating for the usual keys.
+        let bytes = u64::from(v.ip_len.max(p.orig_len));
+        match self.stats.by_protocol.get_mut(row.protocol.as_str()) {
+            Some(st) => *st = (st.0 + 1, st.1 + bytes),
+            None => {
+                self.stats
+                    .by_protocol
+                    .insert(row.protocol.clone(), (1, bytes));
+            }
+        }
+        match self.stats.by_interface.get_mut(p.interface) {
+            Some(st) => *st = (st.0 + 1, st.1 + u64::from(p.orig_len)),
+            None => {
+                self.stats
+                    .by_interface
+                    .insert(p.interface.to_string(), (1, u64::from(p.orig_len)));
+            }
+        }
 
         // Per-packet messages for protocols that need no stream.
         let mut message = Vec::new();
@@ -366,6 +449,15 @@ impl<'d, S: Sink> Analyzer<'d, S> {
             }
             let id = self.session_packet(key, p, &v, outbound, &mut row, &mut message)?;
             row.session = Some(id);
+        }
+        if p.discard.is_discard() && row.session.is_none() {
+            // No session to group it in (ARP, an unreadable packet): on its own.
+            let text = format!(
+                "packet discarded: {} {}",
+                p.discard.0,
+                self.discards.describe(p.discard)
+            );
+            self.exception(p.time_ns, None, Some(p.frame), "error", "discard", text)?;
         }
         if let Some(m) = described {
             if row.app.is_empty() {
@@ -471,6 +563,13 @@ impl<'d, S: Sink> Analyzer<'d, S> {
             } else {
                 (key, outbound)
             };
+        // A flow idle too long ends here, whatever other traffic came in between.
+        if let Some(s) = self.sessions.get(&key)
+            && s.tcp.is_none()
+            && p.time_ns.saturating_sub(s.end_ns) > FLOW_IDLE_NS
+        {
+            self.flush(&key)?;
+        }
         let syn_only = v.tcp.is_some_and(|t| t.has(Tcp::SYN) && !t.has(Tcp::ACK));
         // A new SYN on a finished connection starts a new session.
         if syn_only
@@ -523,18 +622,38 @@ impl<'d, S: Sink> Analyzer<'d, S> {
             row.analysis = analysis.join(" ");
             row.app = s.app;
         }
-        // Data sessions announce themselves to their control session.
-        for (r, data) in ftp_rows {
-            let idx = s.pending_ftp.len();
+        // Rows of a control session wait for the data connection they announce.
+        let mut superseded = Vec::new();
+        for (mut r, data) in ftp_rows {
+            let idx = s.ftp_base + s.pending_ftp.len();
             let refused = data.as_ref().is_some_and(|d| d.refused);
-            if let Some(d) = &data {
-                self.expect.insert((d.ip, d.port), (s.id, idx));
+            if refused {
+                r.data_status = "refused";
             }
-            s.pending_ftp.push(PendingFtp {
+            let waits = data.is_some() && !refused;
+            if let Some(d) = data.filter(|_| waits)
+                && let Some(old) = self.expect.insert((d.ip, d.port), (s.id, idx))
+            {
+                superseded.push(old);
+            }
+            s.pending_ftp.push_back(PendingFtp {
                 row: r,
                 refused,
-                done: data.is_none(),
+                done: !waits,
             });
+        }
+        // An endpoint announced again: the earlier announcement was never used.
+        for (ctl, idx) in superseded {
+            if let Some(ck) = self.controls.get(&ctl).copied()
+                && let Some(c) = self.sessions.get_mut(&ck)
+                && let Some(r) = idx
+                    .checked_sub(c.ftp_base)
+                    .and_then(|i| c.pending_ftp.get_mut(i))
+                && !r.done
+            {
+                r.row.data_status = "no SYN seen";
+                r.done = true;
+            }
         }
         for r in tls_rows {
             self.stats.tls_handshakes += 1;
@@ -601,7 +720,8 @@ impl<'d, S: Sink> Analyzer<'d, S> {
             ftp_role: "",
             ftp_control: None,
             ftp_link: None,
-            pending_ftp: Vec::new(),
+            pending_ftp: Default::default(),
+            ftp_base: 0,
             ftp_user: String::new(),
             ftp_commands: None,
             ftp_login: "",
@@ -623,7 +743,9 @@ impl<'d, S: Sink> Analyzer<'d, S> {
                     s.ftp_link = Some((ctl, idx));
                     if let Some(ck) = self.controls.get(&ctl)
                         && let Some(c) = self.sessions.get_mut(ck)
-                        && let Some(r) = c.pending_ftp.get_mut(idx)
+                        && let Some(r) = idx
+                            .checked_sub(c.ftp_base)
+                            .and_then(|i| c.pending_ftp.get_mut(i))
                     {
                         r.row.data_session = Some(id);
                     }
@@ -656,28 +778,12 @@ impl<'d, S: Sink> Analyzer<'d, S> {
         let Some(s) = self.sessions.get_mut(key) else {
             return Ok(());
         };
-        let n = s.pending_ftp.iter().take_while(|r| r.done).count();
-        if n == 0 {
-            return Ok(());
-        }
-        let id = s.id;
-        let rows: Vec<PendingFtp> = s.pending_ftp.drain(..n).collect();
-        // Indices held by `expect` and data sessions shift down by n.
-        for v in self.expect.values_mut() {
-            if v.0 == id {
-                v.1 = v.1.saturating_sub(n);
+        while s.pending_ftp.front().is_some_and(|r| r.done) {
+            if let Some(r) = s.pending_ftp.pop_front() {
+                s.ftp_base += 1;
+                self.stats.ftp_commands += 1;
+                self.sink.ftp(&r.row)?;
             }
-        }
-        for d in self.sessions.values_mut() {
-            if let Some((c, i)) = &mut d.ftp_link
-                && *c == id
-            {
-                *i = i.saturating_sub(n);
-            }
-        }
-        for r in rows {
-            self.stats.ftp_commands += 1;
-            self.sink.ftp(&r.row)?;
         }
         Ok(())
     }
@@ -689,11 +795,19 @@ impl<'d, S: Sink> Analyzer<'d, S> {
             .sessions
             .iter()
             .filter(|(_, s)| {
-                let idle = now - s.end_ns;
+                let idle = now.saturating_sub(s.end_ns);
                 match &s.tcp {
                     Some(t) => {
                         let closed = t.side.iter().any(|d| d.rst) || t.side.iter().all(|d| d.fin);
-                        closed && idle > CLOSED_LINGER_NS && s.ftp_role != "control"
+                        let handshake_only = !t.established && !t.side.iter().any(|d| d.data);
+                        if s.ftp_role == "control" {
+                            // Its data connections finish first; give them time.
+                            closed && idle > CONTROL_LINGER_NS
+                        } else {
+                            (closed && idle > CLOSED_LINGER_NS)
+                                || (handshake_only && idle > HALF_OPEN_IDLE_NS)
+                                || idle > TCP_IDLE_NS
+                        }
                     }
                     None => idle > FLOW_IDLE_NS,
                 }
@@ -784,7 +898,7 @@ impl<'d, S: Sink> Analyzer<'d, S> {
         for r in ftp_rows {
             let data = r.data;
             let row = ftp_row(&r, s.id, &s, s.tz);
-            s.pending_ftp.push(PendingFtp {
+            s.pending_ftp.push_back(PendingFtp {
                 row,
                 refused: data.as_ref().is_some_and(|d| d.refused),
                 done: false,
@@ -821,7 +935,7 @@ impl<'d, S: Sink> Analyzer<'d, S> {
         // Exceptions the session as a whole tells.
         let who = |local: bool| if local { "z/OS" } else { "the remote end" };
         match state {
-            "S0" => exceptions.push((
+            "S0" if s.ftp_role != "data" => exceptions.push((
                 s.start_ns,
                 Some(s.id),
                 "warning",
@@ -910,12 +1024,14 @@ impl<'d, S: Sink> Analyzer<'d, S> {
         if let Some((ctl, idx)) = s.ftp_link
             && let Some(ck) = self.controls.get(&ctl).copied()
             && let Some(c) = self.sessions.get_mut(&ck)
-            && let Some(r) = c.pending_ftp.get_mut(idx)
+            && let Some(r) = idx
+                .checked_sub(c.ftp_base)
+                .and_then(|i| c.pending_ftp.get_mut(i))
         {
             r.row.data_status = data_status(state);
             r.row.data_bytes = Some(s.payload[0] + s.payload[1]);
             r.done = true;
-            if state == "S0" {
+            if matches!(state, "S0" | "SH" | "RSTOS0") {
                 exceptions.push((
                     s.start_ns,
                     Some(ctl),
@@ -935,7 +1051,8 @@ impl<'d, S: Sink> Analyzer<'d, S> {
             self.expect.retain(|_, v| v.0 != id);
             self.controls.remove(&id);
             for r in &mut s.pending_ftp {
-                if !r.done && r.row.data_session.is_none() {
+                // Only rows that announced an endpoint have a data channel to report.
+                if !r.done && r.row.data_session.is_none() && !r.row.data_mode.is_empty() {
                     if r.refused {
                         r.row.data_status = "refused";
                     } else if r.row.reply_code.is_some_and(|c| (200..300).contains(&c))
@@ -966,6 +1083,8 @@ impl<'d, S: Sink> Analyzer<'d, S> {
             self.stats.ftp_commands += 1;
             self.sink.ftp(&r.row)?;
         }
+        // Its announcements that are still open die with it.
+        self.expect.retain(|_, v| v.0 != s.id);
         let row = session_row(&s, state, history, s.tz);
         self.sink.session(&row)?;
         for (t, sess, sev, cat, m) in exceptions {
@@ -995,9 +1114,8 @@ fn endpoint_text(s: &Session, local: bool) -> String {
 
 fn data_status(state: &str) -> &'static str {
     match state {
-        "S0" | "SH" => "SYN not answered",
-        "REJ" | "RSTOS0" | "RSTRH" => "reset",
-        "OTH" => "connected",
+        "S0" | "SH" | "RSTOS0" => "SYN not answered",
+        "REJ" | "RSTRH" => "reset",
         _ => "connected",
     }
 }
@@ -1068,6 +1186,8 @@ fn tcp_packet(
     tls_rows: &mut Vec<TlsRow>,
 ) {
     let orig = usize::from(s.initiator_local);
+    // Stream bytes are copied out only for a decoder, or while one may still be chosen.
+    let want = !matches!(s.decoder, App::None) || s.app_checks < 64;
     let Some(conn) = &mut s.tcp else { return };
     let len = v.payload_len.unwrap_or(0);
     let syn = t.has(Tcp::SYN);
@@ -1161,7 +1281,8 @@ fn tcp_packet(
     let mut other_chunks: Vec<(Option<Vec<u8>>, u64, u64)> = Vec::new();
     if ack && !rst {
         let gap = conn.side[other].stream.acked(t.ack, &mut |c| match c {
-            Chunk::Data(b, f) => other_chunks.push((Some(b.to_vec()), 0, f)),
+            Chunk::Data(b, f) if want => other_chunks.push((Some(b.to_vec()), 0, f)),
+            Chunk::Data(..) => {}
             Chunk::Gap(n) => other_chunks.push((None, n, 0)),
         });
         if gap > 0 && conn.side[other].history & 256 == 0 {
@@ -1176,7 +1297,8 @@ fn tcp_packet(
     } else {
         side.stream
             .push(t.seq, syn, fin, v.payload, len, p.frame, &mut |c| match c {
-                Chunk::Data(b, f) => chunks.push((Some(b.to_vec()), 0, f)),
+                Chunk::Data(b, f) if want => chunks.push((Some(b.to_vec()), 0, f)),
+                Chunk::Data(..) => {}
                 Chunk::Gap(n) => chunks.push((None, n, 0)),
             })
     };
@@ -1254,7 +1376,6 @@ fn tcp_packet(
             tls_rows.extend(t.take_rows().iter().map(|r| tls_row(r, s.tz)));
         }
     }
-    collect_app_facts(s);
 }
 
 fn mark_w(conn: &mut TcpConn, d: usize, orig: usize) {
@@ -1366,9 +1487,9 @@ fn session_row(s: &Session, state: &'static str, history: String, tz: Option<i32
     // SYN-ACK to the remote's ACK when the remote did.
     let rtt = s.tcp.as_ref().and_then(|t| {
         if s.initiator_local {
-            Some(t.synack_ns? - t.syn_ns?)
+            Some(t.synack_ns?.saturating_sub(t.syn_ns?))
         } else {
-            Some(t.ack_after_synack_ns? - t.synack_ns?)
+            Some(t.ack_after_synack_ns?.saturating_sub(t.synack_ns?))
         }
     });
     let tls = s.tls.as_ref();
@@ -1390,7 +1511,7 @@ fn session_row(s: &Session, state: &'static str, history: String, tz: Option<i32
         initiator: if s.initiator_local { "local" } else { "remote" },
         start: iso8601_at(s.start_ns, tz),
         end: iso8601_at(s.end_ns, tz),
-        duration: rows::seconds(s.end_ns - s.start_ns),
+        duration: rows::seconds(s.end_ns.saturating_sub(s.start_ns)),
         state,
         history,
         packets_in: s.packets[pin],

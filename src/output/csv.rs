@@ -6,7 +6,7 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
-use crate::analyze::rows::{ExceptionRow, FtpRow, PacketRow, SessionRow, Sink, TlsRow};
+use crate::analyze::rows::{ExceptionRow, FtpRow, PacketRow, SessionRow, Sink, Text, TlsRow};
 
 pub const PACKETS: &[&str] = &[
     "no",
@@ -179,9 +179,90 @@ impl<W: Write> Tables<W> {
     }
 }
 
+/// Field-by-field writing for the one table with a row per packet: the serde path
+/// costs a tenth of the analysis time there. Same cells as `serialize` would write
+/// (tests compare the two).
+struct Fields<'a, W: Write> {
+    w: &'a mut ::csv::Writer<W>,
+    num: [u8; 20],
+    guarded: Vec<u8>,
+}
+
+impl<W: Write> Fields<'_, W> {
+    fn s(&mut self, v: &str) -> io::Result<()> {
+        self.w.write_field(v).map_err(io::Error::other)
+    }
+
+    fn text(&mut self, v: &Text) -> io::Result<()> {
+        if matches!(
+            v.0.as_bytes().first(),
+            Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r')
+        ) {
+            self.guarded.clear();
+            self.guarded.push(b'\'');
+            self.guarded.extend_from_slice(v.0.as_bytes());
+            self.w.write_field(&self.guarded).map_err(io::Error::other)
+        } else {
+            self.s(&v.0)
+        }
+    }
+
+    fn n(&mut self, v: Option<u64>) -> io::Result<()> {
+        let Some(mut v) = v else {
+            return self.s("");
+        };
+        let mut i = self.num.len();
+        loop {
+            i -= 1;
+            self.num[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+            if v == 0 {
+                break;
+            }
+        }
+        self.w.write_field(&self.num[i..]).map_err(io::Error::other)
+    }
+}
+
+fn write_packet<W: Write>(w: &mut ::csv::Writer<W>, r: &PacketRow) -> io::Result<()> {
+    let mut f = Fields {
+        w,
+        num: [0; 20],
+        guarded: Vec::new(),
+    };
+    f.n(Some(r.no))?;
+    f.s(&r.time)?;
+    f.s(&r.epoch)?;
+    f.s(&r.delta)?;
+    f.text(&r.interface)?;
+    f.s(r.direction)?;
+    f.s(&r.local_ip)?;
+    f.n(r.local_port.map(u64::from))?;
+    f.s(&r.remote_ip)?;
+    f.n(r.remote_port.map(u64::from))?;
+    f.s(&r.protocol)?;
+    f.n(r.ip_len.map(u64::from))?;
+    f.n(Some(r.captured as u64))?;
+    f.s(&r.ip_id)?;
+    f.n(r.ttl.map(u64::from))?;
+    f.s(&r.tcp_flags)?;
+    f.n(r.seq.map(u64::from))?;
+    f.n(r.ack.map(u64::from))?;
+    f.n(r.window.map(u64::from))?;
+    f.n(r.payload.map(u64::from))?;
+    f.n(r.session)?;
+    f.s(r.app)?;
+    f.text(&r.message)?;
+    f.s(&r.analysis)?;
+    f.n(r.discard_code.map(u64::from))?;
+    f.s(&r.discard)?;
+    f.s(&r.note)?;
+    w.write_record(None::<&[u8]>).map_err(io::Error::other)
+}
+
 impl<W: Write> Sink for Tables<W> {
     fn packet(&mut self, r: &PacketRow) -> io::Result<()> {
-        self.packets.row(r)
+        write_packet(&mut self.packets.w, r)
     }
     fn session(&mut self, r: &SessionRow) -> io::Result<()> {
         self.sessions.row(r)
@@ -217,6 +298,37 @@ mod tests {
         assert_eq!(header_of(&FtpRow::default()), FTP.join(","));
         assert_eq!(header_of(&TlsRow::default()), TLS.join(","));
         assert_eq!(header_of(&ExceptionRow::default()), EXCEPTIONS.join(","));
+    }
+
+    #[test]
+    fn packet_rows_written_by_hand_equal_serde() {
+        let r = PacketRow {
+            no: 7,
+            time: "2011-01-25T14:13:05.687445000Z".into(),
+            interface: Text("=LINK".into()),
+            direction: "out",
+            local_ip: "10.0.0.1".into(),
+            local_port: Some(21),
+            protocol: "TCP".into(),
+            ip_len: Some(0),
+            ttl: Some(255),
+            seq: Some(u32::MAX),
+            message: Text("ftp reply 227 \"x\", y".into()),
+            session: Some(3),
+            ..Default::default()
+        };
+        let mut serde = ::csv::WriterBuilder::new()
+            .has_headers(false)
+            .from_writer(Vec::new());
+        serde.serialize(&r).ok();
+        let mut hand = ::csv::WriterBuilder::new()
+            .has_headers(false)
+            .from_writer(Vec::new());
+        write_packet(&mut hand, &r).ok();
+        let a = serde.into_inner().unwrap_or_default();
+        let b = hand.into_inner().unwrap_or_default();
+        assert_eq!(String::from_utf8_lossy(&b), String::from_utf8_lossy(&a));
+        assert!(String::from_utf8_lossy(&b).contains(",'=LINK,"));
     }
 
     #[test]

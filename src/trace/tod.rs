@@ -68,7 +68,7 @@ pub fn iso8601_at(ns: i64, offset_s: Option<i32>) -> String {
     let Some(off) = offset_s else {
         return iso8601(ns);
     };
-    let mut s = iso8601(ns + i64::from(off) * 1_000_000_000);
+    let mut s = iso8601(ns.saturating_add(i64::from(off) * 1_000_000_000));
     s.pop();
     let a = off.unsigned_abs();
     s.push_str(&format!(
