@@ -22,9 +22,10 @@ Z=target/release/zctrace
 echo "making a $SIZE trace from $(basename "$CAPTURE") ..."
 $Z synth "$CAPTURE" -o "$WORK/big.trace" --framing rdw --record-header 64 --record-length 32000 \
   --straddle --target-size "$SIZE" >/dev/null
-# The equivalent pcap: the same packets, by zctrace itself, then editcap to classic pcap.
-$Z convert "$WORK/big.trace" -o "$WORK/ref" --quiet --no-csv
-editcap -F pcap "$WORK/ref/big.trace.pcapng" "$WORK/big.pcap"
+# The equivalent pcap: the same packets, by zctrace itself (Ethernet, so that tcptrace
+# reads it too), then editcap to classic microsecond pcap, the format every peer reads.
+$Z convert "$WORK/big.trace" -o "$WORK/ref" --quiet --no-csv --libpcap
+editcap -F pcap "$WORK/ref/big.trace.pcap" "$WORK/big.pcap"
 rm -rf "$WORK/ref"
 bytes=$(stat -c %s "$WORK/big.trace")
 pbytes=$(stat -c %s "$WORK/big.pcap")

@@ -218,17 +218,90 @@ pub fn convert<R: Read, W: Write>(
 }
 
 /// `convert`, also feeding every packet written to the analysis, whose rows go to
-/// `tables` (the CSV outputs). Packet numbers are the pcapng frame numbers.
+/// `tables` (the CSV outputs). Packet numbers are the pcapng frame numbers. The
+/// analysis runs on a thread of its own, fed packets in batches, so that decoding and
+/// analysis share the work of a two-core machine.
 pub fn convert_analyzed<R: Read, W: Write>(
     src: R,
     out: W,
-    tables: Option<(&mut dyn RowSink, &analyze::Options)>,
+    tables: Option<(&mut (dyn RowSink + Send), &analyze::Options)>,
+    source_name: &str,
+    opts: &Options,
+    discards: &DiscardTable,
+    progress: impl FnMut(u64),
+) -> Result<(Summary, W), Error> {
+    let Some((sink, aopts)) = tables else {
+        return decode(src, out, None, source_name, opts, discards, progress);
+    };
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Owned>>(BATCHES_IN_FLIGHT);
+        let worker = scope.spawn(move || -> std::io::Result<analyze::Stats> {
+            let mut a = Analyzer::new(sink, aopts.clone(), discards);
+            for batch in rx {
+                for o in &batch {
+                    a.packet(&o.input())?;
+                }
+            }
+            Ok(a.finish()?.1)
+        });
+        let decoded = decode(src, out, Some(tx), source_name, opts, discards, progress);
+        let analysed = worker
+            .join()
+            .unwrap_or_else(|_| Err(std::io::Error::other("analysis thread panicked")));
+        // A failed analysis stops the decoding early: its error is the one to report.
+        let stats = analysed.map_err(Error::Unlocated)?;
+        let (mut sum, out) = decoded?;
+        sum.analysis = Some(stats);
+        Ok((sum, out))
+    })
+}
+
+/// Packets per batch handed to the analysis thread, and batches queued at most.
+const BATCH: usize = 512;
+const BATCHES_IN_FLIGHT: usize = 4;
+
+/// A packet on its way to the analysis thread.
+struct Owned {
+    frame: u64,
+    time_ns: i64,
+    interface: std::sync::Arc<str>,
+    outbound: bool,
+    link: crate::packet::Link,
+    data: Vec<u8>,
+    orig_len: u32,
+    discard: crate::trace::DiscardCode,
+    note: String,
+}
+
+impl Owned {
+    fn input(&self) -> analyze::Input<'_> {
+        analyze::Input {
+            frame: self.frame,
+            time_ns: self.time_ns,
+            interface: &self.interface,
+            outbound: Some(self.outbound),
+            link: self.link,
+            data: &self.data,
+            orig_len: self.orig_len,
+            discard: self.discard,
+            note: self.note.clone(),
+        }
+    }
+}
+
+/// Trace -> packets -> pcapng/pcap, optionally sending each packet written to the
+/// analysis.
+fn decode<R: Read, W: Write>(
+    src: R,
+    out: W,
+    feed: Option<std::sync::mpsc::SyncSender<Vec<Owned>>>,
     source_name: &str,
     opts: &Options,
     discards: &DiscardTable,
     mut progress: impl FnMut(u64),
 ) -> Result<(Summary, W), Error> {
-    let mut analyzer = tables.map(|(sink, o)| Analyzer::new(sink, o.clone(), discards));
+    let mut batch: Vec<Owned> = Vec::with_capacity(BATCH);
+    let mut iface: Option<std::sync::Arc<str>> = None;
     let mut frames = 0u64;
     let mut scanner = Scanner::open(src, &opts.scan)?;
     let layout = scanner.layout().clone();
@@ -247,6 +320,9 @@ pub fn convert_analyzed<R: Read, W: Write>(
     let mut asm = Assembler::new(opts.packet.clone());
     let mut sum = Summary::default();
     let mut failure: Option<Error> = None;
+    // The analysis stopped (its error comes from its thread): stop feeding it.
+    let mut feed = feed;
+    let mut run: Option<(String, u64)> = None;
     let filter_all = opts.filter.is_empty();
     let mut handle = |p: &Packet, sum: &mut Summary| {
         if failure.is_some() {
@@ -254,10 +330,15 @@ pub fn convert_analyzed<R: Read, W: Write>(
         }
         sum.first_ns = Some(sum.first_ns.map_or(p.time_ns, |t| t.min(p.time_ns)));
         sum.last_ns = Some(sum.last_ns.map_or(p.time_ns, |t| t.max(p.time_ns)));
-        if let Some(n) = sum.interfaces.get_mut(&p.interface) {
-            *n += 1;
-        } else {
-            sum.interfaces.insert(p.interface.clone(), 1);
+        // Runs of packets on one interface are counted before touching the map.
+        match &mut run {
+            Some((name, n)) if *name == p.interface => *n += 1,
+            _ => {
+                if let Some((name, n)) = run.take() {
+                    *sum.interfaces.entry(name).or_default() += n;
+                }
+                run = Some((p.interface.clone(), 1));
+            }
         }
         if p.discard.is_discard() {
             *sum.discards.entry(p.discard.0).or_default() += 1;
@@ -275,20 +356,32 @@ pub fn convert_analyzed<R: Read, W: Write>(
             Err(e) => failure = Some(e),
         }
         frames += 1;
-        if let Some(a) = &mut analyzer {
-            let input = analyze::Input {
+        if let Some(tx) = &feed {
+            let name = match &iface {
+                Some(i) if **i == *p.interface => i.clone(),
+                _ => {
+                    let i: std::sync::Arc<str> = p.interface.as_str().into();
+                    iface = Some(i.clone());
+                    i
+                }
+            };
+            batch.push(Owned {
                 frame: frames,
                 time_ns: p.time_ns,
-                interface: &p.interface,
-                outbound: Some(p.outbound()),
+                interface: name,
+                outbound: p.outbound(),
                 link: p.link,
-                data: &p.data,
+                data: p.data.clone(),
                 orig_len: p.orig_len,
                 discard: p.discard,
                 note: packet_note(p),
-            };
-            if let Err(e) = a.packet(&input) {
-                failure = Some(Error::Unlocated(e));
+            });
+            if batch.len() >= BATCH
+                && tx
+                    .send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)))
+                    .is_err()
+            {
+                feed = None;
             }
         }
     };
@@ -303,12 +396,16 @@ pub fn convert_analyzed<R: Read, W: Write>(
         }
     }
     asm.finish(scanner.report_mut(), &mut |p| handle(p, &mut sum));
+    if let Some((name, n)) = run {
+        *sum.interfaces.entry(name).or_default() += n;
+    }
+    if let Some(tx) = feed
+        && !batch.is_empty()
+    {
+        let _ = tx.send(batch);
+    }
     if let Some(e) = failure {
         return Err(e);
-    }
-    if let Some(a) = analyzer {
-        let (_, stats) = a.finish().map_err(Error::Unlocated)?;
-        sum.analysis = Some(stats);
     }
     progress(scanner.report().bytes_read);
     let out = match sink {

@@ -406,6 +406,9 @@ fn output_names(traces: &[PathBuf], out: &Path, ext: &str) -> Vec<PathBuf> {
         .collect()
 }
 
+/// An output file: written from a thread of its own (see `output::background`).
+type Out = zctrace::output::background::Writer<File>;
+
 /// Output files written under temporary names and renamed together when all is done.
 struct Outputs {
     tmps: Vec<PathBuf>,
@@ -413,7 +416,7 @@ struct Outputs {
 }
 
 impl Outputs {
-    fn create(dests: Vec<PathBuf>) -> Result<(Outputs, Vec<BufWriter<File>>)> {
+    fn create(dests: Vec<PathBuf>) -> Result<(Outputs, Vec<Out>)> {
         let mut o = Outputs {
             tmps: Vec::new(),
             dests,
@@ -436,21 +439,27 @@ impl Outputs {
                 }
             };
             o.tmps.push(tmp);
-            writers.push(BufWriter::with_capacity(1 << 20, w));
+            writers.push(Out::new(w));
         }
         Ok((o, writers))
     }
 
-    fn commit(self, writers: Vec<BufWriter<File>>) -> Result<()> {
-        for (mut w, t) in writers.into_iter().zip(&self.tmps) {
-            if let Err(e) = w.flush() {
+    fn commit(self, writers: Vec<Out>) -> Result<()> {
+        for (w, t) in writers.into_iter().zip(&self.tmps) {
+            if let Err(e) = w.finish() {
                 self.abort();
                 return Err(anyhow::Error::new(e).context(format!("{}: cannot write", t.display())));
             }
         }
         for (t, d) in self.tmps.iter().zip(&self.dests) {
-            std::fs::rename(t, d)
-                .with_context(|| format!("{}: cannot rename to {}", t.display(), d.display()))?;
+            if let Err(e) = std::fs::rename(t, d) {
+                self.abort();
+                return Err(anyhow::Error::new(e).context(format!(
+                    "{}: cannot rename to {}",
+                    t.display(),
+                    d.display()
+                )));
+            }
         }
         Ok(())
     }
@@ -473,6 +482,14 @@ fn csv_names(dest: &Path) -> Vec<PathBuf> {
             PathBuf::from(p)
         })
         .collect()
+}
+
+fn csv_tables(writers: Vec<Out>) -> Result<zctrace::output::csv::Tables<Out>> {
+    let ws: [Out; 5] = match writers.try_into() {
+        Ok(ws) => ws,
+        Err(_) => bail!("internal: five CSV writers expected"),
+    };
+    Ok(zctrace::output::csv::Tables::new(ws)?)
 }
 
 fn same_file(a: &Path, b: &Path) -> bool {
@@ -503,20 +520,25 @@ fn convert_one(
     let main = writers.remove(0);
     let name = trace.display().to_string();
     let mut tables = if csv {
-        let ws: [BufWriter<File>; 5] = match std::mem::take(&mut writers).try_into() {
-            Ok(ws) => ws,
-            Err(_) => bail!("internal: five CSV writers expected"),
-        };
-        Some(zctrace::output::csv::Tables::new(ws)?)
+        match csv_tables(std::mem::take(&mut writers)) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                outs.abort();
+                return Err(e);
+            }
+        }
     } else {
         None
     };
     let result = convert::convert_analyzed(
         f,
         main,
-        tables
-            .as_mut()
-            .map(|t| (t as &mut dyn zctrace::analyze::rows::Sink, analysis)),
+        tables.as_mut().map(|t| {
+            (
+                t as &mut (dyn zctrace::analyze::rows::Sink + Send),
+                analysis,
+            )
+        }),
         &name,
         opts,
         discards,
@@ -562,11 +584,13 @@ fn analyze_one(
     let n = io::Read::read(&mut f, &mut magic).unwrap_or(0);
     let src = io::Read::chain(io::Cursor::new(magic[..n].to_vec()), f);
     let (outs, writers) = Outputs::create(dests)?;
-    let ws: [BufWriter<File>; 5] = match writers.try_into() {
-        Ok(ws) => ws,
-        Err(_) => bail!("internal: five CSV writers expected"),
+    let mut tables = match csv_tables(writers) {
+        Ok(t) => t,
+        Err(e) => {
+            outs.abort();
+            return Err(e);
+        }
     };
-    let mut tables = zctrace::output::csv::Tables::new(ws)?;
     let name = input.display().to_string();
     let result = if convert::is_capture(&magic[..n]) {
         convert::analyze_capture(src, &mut tables, analysis, discards).map(|(c, stats)| {

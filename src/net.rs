@@ -83,6 +83,20 @@ impl Tcp {
         self.flags & f != 0
     }
 
+    /// `flag_names` appended to `out`.
+    pub fn push_flag_names(&self, out: &mut String) {
+        const NAMES: [&str; 8] = ["CWR", "ECE", "URG", "ACK", "PSH", "RST", "SYN", "FIN"];
+        let start = out.len();
+        for (i, n) in NAMES.iter().enumerate() {
+            if self.flags & (0x80 >> i) != 0 {
+                if out.len() > start {
+                    out.push(' ');
+                }
+                out.push_str(n);
+            }
+        }
+    }
+
     /// Set flags by name, high bit first, separated by one space (`ACK PSH FIN`).
     pub fn flag_names(&self) -> String {
         const NAMES: [&str; 8] = ["CWR", "ECE", "URG", "ACK", "PSH", "RST", "SYN", "FIN"];
@@ -181,14 +195,14 @@ pub fn view(link: Link, data: &[u8], orig_len: u32) -> View<'_> {
                 Link::Ethernet if h.payload_length() > 0 => declared,
                 Link::Ethernet => orig_len.saturating_sub(ip_start as u32),
             };
-            for ext in v6.extensions().clone() {
-                if let etherparse::Ipv6ExtensionSlice::Fragment(frag) = ext {
-                    let off = frag.fragment_offset().value() as u32 * 8;
-                    if off > 0 || frag.more_fragments() {
-                        v.fragment = Some((off, frag.more_fragments()));
-                        v.frag_id = frag.identification();
-                    }
-                }
+            // The fragment header, found by walking the extension headers ourselves:
+            // etherparse 0.21's extension iterator reads past the end of a slice cut
+            // inside a header (found by fuzzing), so only its bounds-checked slice is used.
+            if let Some((off, more, id)) = ipv6_fragment(h.next_header().0, v6.extensions().slice())
+                && (off > 0 || more)
+            {
+                v.fragment = Some((off, more));
+                v.frag_id = id;
             }
         }
         Some(LaxNetSlice::Arp(_)) => {
@@ -241,6 +255,26 @@ pub fn view(link: Link, data: &[u8], orig_len: u32) -> View<'_> {
         }
     }
     v
+}
+
+/// (offset in bytes, more fragments, identification) of an IPv6 fragment header among
+/// the extension headers `ext` whose first type is `next`.
+fn ipv6_fragment(mut next: u8, mut ext: &[u8]) -> Option<(u32, bool, u32)> {
+    loop {
+        let len = match next {
+            44 => {
+                let b = ext.get(..8)?;
+                let off = u32::from(u16::from_be_bytes([b[2], b[3]]) >> 3) * 8;
+                let id = u32::from_be_bytes([b[4], b[5], b[6], b[7]]);
+                return Some((off, b[3] & 1 != 0, id));
+            }
+            0 | 43 | 60 | 135 | 139 | 140 => (usize::from(*ext.get(1)?) + 1) * 8,
+            51 => (usize::from(*ext.get(1)?) + 2) * 4,
+            _ => return None,
+        };
+        next = *ext.first()?;
+        ext = ext.get(len..)?;
+    }
 }
 
 /// An address with a prefix length: `10.1.0.0/16`, `2001:db8::/32`, or a host.

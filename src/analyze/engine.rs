@@ -6,6 +6,7 @@
 //! open sessions, not the size of the trace.
 
 use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::io;
 use std::net::IpAddr;
@@ -284,6 +285,8 @@ pub struct Analyzer<'d, S: Sink> {
     fragments: Map<(IpAddr, IpAddr, u8, u32), (u16, u16)>,
     packets_seen: u64,
     clock: Clock,
+    /// The packets.csv row, reused.
+    row: PacketRow,
     pub stats: Stats,
 }
 
@@ -297,7 +300,7 @@ struct Clock {
 }
 
 impl Clock {
-    fn format(&mut self, ns: i64, tz: Option<i32>) -> String {
+    fn format_into(&mut self, out: &mut String, ns: i64, tz: Option<i32>) {
         let sec = ns.div_euclid(1_000_000_000);
         if self.second != Some(sec) {
             let full = iso8601_at(ns - ns.rem_euclid(1_000_000_000), tz);
@@ -307,14 +310,9 @@ impl Clock {
             self.tail = rest[9..].to_string();
             self.second = Some(sec);
         }
-        let mut out = String::with_capacity(40);
         out.push_str(&self.head);
-        let _ = std::fmt::Write::write_fmt(
-            &mut out,
-            format_args!("{:09}", ns.rem_euclid(1_000_000_000)),
-        );
+        let _ = write!(out, "{:09}", ns.rem_euclid(1_000_000_000));
         out.push_str(&self.tail);
-        out
     }
 }
 
@@ -333,6 +331,7 @@ impl<'d, S: Sink> Analyzer<'d, S> {
             fragments: Map::default(),
             packets_seen: 0,
             clock: Clock::default(),
+            row: PacketRow::default(),
             stats: Stats::default(),
         }
     }
@@ -341,21 +340,26 @@ impl<'d, S: Sink> Analyzer<'d, S> {
     pub fn packet(&mut self, p: &Input<'_>) -> io::Result<()> {
         let v = net::view(p.link, p.data, p.orig_len);
         let outbound = self.direction(p, &v);
-        let mut row = PacketRow {
-            no: p.frame,
-            time: self.clock.format(p.time_ns, self.opts.utc_offset),
-            epoch: rows::seconds(p.time_ns),
-            delta: rows::seconds(self.last_ns.map_or(0, |t| p.time_ns.saturating_sub(t))),
-            interface: Text(p.interface.to_string()),
-            direction: if outbound { "out" } else { "in" },
-            captured: p.data.len(),
-            note: p.note.clone(),
-            ..PacketRow::default()
-        };
+        // One row reused from packet to packet: its strings keep their capacity, so
+        // a row costs no allocation in the common case.
+        let mut row = std::mem::take(&mut self.row);
+        row.reset();
+        row.no = p.frame;
+        self.clock
+            .format_into(&mut row.time, p.time_ns, self.opts.utc_offset);
+        rows::seconds_into(&mut row.epoch, p.time_ns);
+        rows::seconds_into(
+            &mut row.delta,
+            self.last_ns.map_or(0, |t| p.time_ns.saturating_sub(t)),
+        );
+        row.interface.0.push_str(p.interface);
+        row.direction = if outbound { "out" } else { "in" };
+        row.captured = p.data.len();
+        row.note.push_str(&p.note);
         self.last_ns = Some(p.time_ns);
         if p.discard.is_discard() {
             row.discard_code = Some(p.discard.0);
-            row.discard = self.discards.describe(p.discard);
+            row.discard.push_str(&self.discards.describe(p.discard));
             *self.stats.by_discard.entry(p.discard.0).or_default() += 1;
         }
         let (local, remote) = if outbound {
@@ -386,18 +390,24 @@ impl<'d, S: Sink> Analyzer<'d, S> {
         } else {
             (dst_port, src_port)
         };
-        row.local_ip = local.map(|a| a.to_string()).unwrap_or_default();
-        row.remote_ip = remote.map(|a| a.to_string()).unwrap_or_default();
+        if let Some(a) = local {
+            let _ = write!(row.local_ip, "{a}");
+        }
+        if let Some(a) = remote {
+            let _ = write!(row.remote_ip, "{a}");
+        }
         row.local_port = local_port;
         row.remote_port = remote_port;
-        row.protocol = protocol_name(&v);
+        row.protocol.push_str(&protocol_name(&v));
         if v.protocol.is_some() {
             row.ip_len = Some(v.ip_len);
         }
-        row.ip_id = v.ip_id.map(|i| format!("{i:04X}")).unwrap_or_default();
+        if let Some(i) = v.ip_id {
+            let _ = write!(row.ip_id, "{i:04X}");
+        }
         row.ttl = v.ttl;
         if let Some(t) = &v.tcp {
-            row.tcp_flags = t.flag_names();
+            t.push_flag_names(&mut row.tcp_flags);
             row.seq = Some(t.seq);
             row.ack = t.has(Tcp::ACK).then_some(t.ack);
             row.window = Some(t.window);
@@ -480,8 +490,15 @@ impl<'d, S: Sink> Analyzer<'d, S> {
                 )?;
             }
         }
-        row.message = Text(message.join("; "));
-        self.sink.packet(&row)?;
+        for (i, m) in message.iter().enumerate() {
+            if i > 0 {
+                row.message.0.push_str("; ");
+            }
+            row.message.0.push_str(m);
+        }
+        let written = self.sink.packet(&row);
+        self.row = row;
+        written?;
         self.packets_seen += 1;
         if self.packets_seen.is_multiple_of(SWEEP_EVERY) {
             self.sweep(p.time_ns)?;
@@ -619,7 +636,12 @@ impl<'d, S: Sink> Analyzer<'d, S> {
                 &mut ftp_rows,
                 &mut tls_rows,
             );
-            row.analysis = analysis.join(" ");
+            for (i, a) in analysis.iter().enumerate() {
+                if i > 0 {
+                    row.analysis.push(' ');
+                }
+                row.analysis.push_str(a);
+            }
             row.app = s.app;
         }
         // Rows of a control session wait for the data connection they announce.
@@ -1610,7 +1632,7 @@ fn is_http(b: &[u8]) -> bool {
     STARTS.iter().any(|s| b.starts_with(s))
 }
 
-fn protocol_name(v: &View<'_>) -> String {
+fn protocol_name(v: &View<'_>) -> std::borrow::Cow<'static, str> {
     if v.arp {
         return "ARP".into();
     }
@@ -1619,8 +1641,8 @@ fn protocol_name(v: &View<'_>) -> String {
         Some(17) => "UDP".into(),
         Some(1) => "ICMP".into(),
         Some(58) => "ICMPv6".into(),
-        Some(n) => n.to_string(),
-        None => String::new(),
+        Some(n) => n.to_string().into(),
+        None => "".into(),
     }
 }
 

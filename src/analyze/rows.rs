@@ -216,6 +216,53 @@ impl Sink for Collect {
     }
 }
 
+impl PacketRow {
+    /// Empties the row for the next packet, keeping the strings' capacity.
+    pub fn reset(&mut self) {
+        for s in [
+            &mut self.time,
+            &mut self.epoch,
+            &mut self.delta,
+            &mut self.interface.0,
+            &mut self.local_ip,
+            &mut self.remote_ip,
+            &mut self.protocol,
+            &mut self.ip_id,
+            &mut self.tcp_flags,
+            &mut self.message.0,
+            &mut self.analysis,
+            &mut self.discard,
+            &mut self.note,
+        ] {
+            s.clear();
+        }
+        self.no = 0;
+        self.direction = "";
+        self.local_port = None;
+        self.remote_port = None;
+        self.ip_len = None;
+        self.captured = 0;
+        self.ttl = None;
+        self.seq = None;
+        self.ack = None;
+        self.window = None;
+        self.payload = None;
+        self.session = None;
+        self.app = "";
+        self.discard_code = None;
+    }
+}
+
+/// `seconds` into an existing string.
+pub fn seconds_into(out: &mut String, ns: i64) {
+    use std::fmt::Write as _;
+    if ns < 0 {
+        out.push('-');
+    }
+    let a = ns.unsigned_abs();
+    let _ = write!(out, "{}.{:09}", a / 1_000_000_000, a % 1_000_000_000);
+}
+
 /// Seconds with nine decimals, signed.
 pub fn seconds(ns: i64) -> String {
     let sign = if ns < 0 { "-" } else { "" };

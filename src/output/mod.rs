@@ -1,6 +1,7 @@
 //! Last stage: writers for what the user opens. pcapng (Wireshark), classic pcap for
 //! libpcap-based tools, and the per-record dump.
 
+pub mod background;
 pub mod csv;
 pub mod dump;
 pub mod libpcap;

@@ -5,10 +5,8 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::Write;
-use std::time::Duration;
 
 use pcap_file::pcapng::PcapNgWriter;
-use pcap_file::pcapng::blocks::enhanced_packet::{EnhancedPacketBlock, EnhancedPacketOption};
 use pcap_file::pcapng::blocks::interface_description::{
     InterfaceDescriptionBlock, InterfaceDescriptionOption,
 };
@@ -80,14 +78,59 @@ fn ts_words(ns: u64) -> u64 {
     ns.rotate_left(32)
 }
 
-fn duration(ns: i64) -> Duration {
-    Duration::from_nanos(ns.max(0) as u64)
-}
-
 pub struct Writer<W: Write> {
     w: PcapNgWriter<W>,
     ifaces: HashMap<(String, Link), u32>,
     stats: Vec<IfStats>,
+    /// The interface of the previous packet.
+    last: Option<(String, Link, u32)>,
+}
+
+/// Writes an enhanced packet block (formats/pcapng.md) straight to the output. The
+/// section, interface and statistics blocks go through pcap-file; packets, by far the
+/// most blocks, are laid out here because building each through pcap-file's block
+/// model cost more than all of the decoding.
+fn write_epb(
+    w: &mut impl Write,
+    iface: u32,
+    ts_ns: u64,
+    data: &[u8],
+    orig_len: u32,
+    flags: u32,
+    comments: &[String],
+) -> std::io::Result<()> {
+    let pad = |n: usize| (4 - n % 4) % 4;
+    let data_len = data.len() + pad(data.len());
+    let mut opts_len = 8; // epb_flags
+    for c in comments {
+        opts_len += 4 + c.len() + pad(c.len());
+    }
+    opts_len += 4; // opt_endofopt
+    let total = (28 + data_len + opts_len + 4) as u32;
+    let mut head = [0u8; 28];
+    head[0..4].copy_from_slice(&6u32.to_le_bytes());
+    head[4..8].copy_from_slice(&total.to_le_bytes());
+    head[8..12].copy_from_slice(&iface.to_le_bytes());
+    head[12..16].copy_from_slice(&((ts_ns >> 32) as u32).to_le_bytes());
+    head[16..20].copy_from_slice(&(ts_ns as u32).to_le_bytes());
+    head[20..24].copy_from_slice(&(data.len() as u32).to_le_bytes());
+    head[24..28].copy_from_slice(&orig_len.to_le_bytes());
+    w.write_all(&head)?;
+    w.write_all(data)?;
+    w.write_all(&[0u8; 3][..pad(data.len())])?;
+    for c in comments {
+        w.write_all(&1u16.to_le_bytes())?;
+        w.write_all(&(c.len() as u16).to_le_bytes())?;
+        w.write_all(c.as_bytes())?;
+        w.write_all(&[0u8; 3][..pad(c.len())])?;
+    }
+    let mut tail = [0u8; 16];
+    tail[0..2].copy_from_slice(&2u16.to_le_bytes());
+    tail[2..4].copy_from_slice(&4u16.to_le_bytes());
+    tail[4..8].copy_from_slice(&flags.to_le_bytes());
+    // tail[8..12]: opt_endofopt (zero)
+    tail[12..16].copy_from_slice(&total.to_le_bytes());
+    w.write_all(&tail)
 }
 
 fn pcap_err(e: pcap_file::PcapError) -> Error {
@@ -117,6 +160,7 @@ impl<W: Write> Writer<W> {
             w,
             ifaces: HashMap::new(),
             stats: Vec::new(),
+            last: None,
         })
     }
 
@@ -149,30 +193,38 @@ impl<W: Write> Writer<W> {
     }
 
     pub fn write(&mut self, p: &Packet, discards: &DiscardTable) -> Result<(), Error> {
-        let id = self.interface(p)?;
+        // Consecutive packets nearly always share their interface: no lookup then.
+        let id = match &self.last {
+            Some((name, link, id)) if *link == p.link && *name == p.interface => *id,
+            _ => {
+                let id = self.interface(p)?;
+                self.last = Some((p.interface.clone(), p.link, id));
+                id
+            }
+        };
         let s = &mut self.stats[id as usize];
         s.first = s.first.min(p.time_ns);
         s.last = s.last.max(p.time_ns);
         s.packets += 1;
-        let mut opts = Vec::with_capacity(2);
-        for c in super::packet_comments(p, discards) {
-            opts.push(EnhancedPacketOption::Comment(Cow::Owned(c)));
-        }
+        let comments =
+            if p.discard.is_discard() || p.abbreviated() || p.incomplete || p.segments > 1 {
+                super::packet_comments(p, discards)
+            } else {
+                Vec::new()
+            };
         // epb_flags bits 0-1: 01 inbound, 10 outbound.
-        opts.push(EnhancedPacketOption::Flags(if p.outbound() {
-            2
-        } else {
-            1
-        }));
-        let epb = EnhancedPacketBlock {
-            interface_id: id,
-            timestamp: duration(p.time_ns),
-            original_len: p.orig_len.max(p.data.len() as u32),
-            data: Cow::Borrowed(&p.data),
-            options: opts,
-        };
-        self.w.write_pcapng_block(epb).map_err(pcap_err)?;
-        Ok(())
+        let flags = if p.outbound() { 2 } else { 1 };
+        let orig = p.orig_len.max(p.data.len() as u32);
+        write_epb(
+            self.w.get_mut(),
+            id,
+            p.time_ns.max(0) as u64,
+            &p.data,
+            orig,
+            flags,
+            &comments,
+        )
+        .map_err(Error::Unlocated)
     }
 
     /// Writes the interface statistics and returns the output.
