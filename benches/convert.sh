@@ -9,7 +9,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SIZE=${1:-1G}
-CAPTURE=${CAPTURE:-../shared/captures/ftp_pasv_many_transfers_cwd__zeek.pcap}
+# Many short connections (FTP control and data, active and passive): each repetition gets
+# new ports, so the trace holds hundreds of thousands of sessions, as a busy stack's would.
+CAPTURE=${CAPTURE:-../shared/captures/ftp_ipv4_all_data_cmds_port_pasv__suricata.pcap}
 WORK=${WORK:-$(mktemp -d /tmp/zctrace-bench.XXXXXX)}
 trap 'rm -rf "$WORK"' EXIT
 
@@ -21,7 +23,7 @@ Z=target/release/zctrace
 
 echo "making a $SIZE trace from $(basename "$CAPTURE") ..."
 $Z synth "$CAPTURE" -o "$WORK/big.trace" --framing rdw --record-header 64 --record-length 32000 \
-  --straddle --target-size "$SIZE" >/dev/null
+  --straddle --target-size "$SIZE" --vary-flows >/dev/null
 # The equivalent pcap: the same packets, by zctrace itself (Ethernet, so that tcptrace
 # reads it too), then editcap to classic microsecond pcap, the format every peer reads.
 $Z convert "$WORK/big.trace" -o "$WORK/ref" --quiet --no-csv --libpcap

@@ -55,7 +55,14 @@ pub fn pthdr(data: &[u8]) {
     if data.len() >= 18 {
         let _ = cte::check_head(data);
     }
-    if let Ok(h) = PtHdr::parse(data) {
+    // The fast reader and the binrw definition agree on every input.
+    let fast = PtHdr::parse(data).ok();
+    assert_eq!(
+        fast,
+        PtHdr::read_binrw(data).ok(),
+        "PtHdr::parse differs from binrw"
+    );
+    if let Some(h) = fast {
         // Re-encoding gives the bytes back when the length field is honest.
         if h.len as usize == data.len() {
             assert_eq!(h.to_bytes(), data);

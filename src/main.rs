@@ -220,6 +220,9 @@ struct SynthArgs {
     /// Repeat until the trace has at least this many bytes (for benchmarks); accepts K, M, G suffixes.
     #[arg(long = "target-size", value_parser = parse_size)]
     target_size: Option<u64>,
+    /// Give every repetition new connections (ephemeral ports moved), like a busy stack.
+    #[arg(long = "vary-flows")]
+    vary_flows: bool,
 }
 
 fn parse_time_source(s: &str) -> Result<TimeSource, String> {
@@ -796,6 +799,7 @@ fn synth_file(a: SynthArgs) -> Result<Status> {
         spanned: a.spanned,
         block_len: a.block_length,
         repeat: a.repeat,
+        vary_flows: a.vary_flows,
         target_bytes: a.target_size,
         ..synth::Options::default()
     };

@@ -6,7 +6,6 @@
 //! open sessions, not the size of the trace.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt::Write as _;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::io;
 use std::net::IpAddr;
@@ -287,7 +286,38 @@ pub struct Analyzer<'d, S: Sink> {
     clock: Clock,
     /// The packets.csv row, reused.
     row: PacketRow,
+    names: AddrNames,
     pub stats: Stats,
+}
+
+/// Addresses as text, remembered: a trace repeats few addresses many times, and
+/// formatting one costs more than the rest of its packets.csv cells.
+struct AddrNames {
+    slots: Vec<Option<(IpAddr, String)>>,
+}
+
+impl Default for AddrNames {
+    fn default() -> Self {
+        AddrNames {
+            slots: vec![None; 256],
+        }
+    }
+}
+
+impl AddrNames {
+    fn push(&mut self, out: &mut String, a: IpAddr) {
+        let mut h = FastHasher::default();
+        std::hash::Hash::hash(&a, &mut h);
+        let slot = &mut self.slots[(h.finish() >> 56) as usize];
+        match slot {
+            Some((k, text)) if *k == a => out.push_str(text),
+            _ => {
+                let text = a.to_string();
+                out.push_str(&text);
+                *slot = Some((a, text));
+            }
+        }
+    }
 }
 
 /// ISO 8601 times for consecutive packets: the date and time of day change once a
@@ -311,7 +341,7 @@ impl Clock {
             self.second = Some(sec);
         }
         out.push_str(&self.head);
-        let _ = write!(out, "{:09}", ns.rem_euclid(1_000_000_000));
+        rows::push_u64(out, ns.rem_euclid(1_000_000_000) as u64, 9);
         out.push_str(&self.tail);
     }
 }
@@ -332,6 +362,7 @@ impl<'d, S: Sink> Analyzer<'d, S> {
             packets_seen: 0,
             clock: Clock::default(),
             row: PacketRow::default(),
+            names: AddrNames::default(),
             stats: Stats::default(),
         }
     }
@@ -391,10 +422,10 @@ impl<'d, S: Sink> Analyzer<'d, S> {
             (dst_port, src_port)
         };
         if let Some(a) = local {
-            let _ = write!(row.local_ip, "{a}");
+            self.names.push(&mut row.local_ip, a);
         }
         if let Some(a) = remote {
-            let _ = write!(row.remote_ip, "{a}");
+            self.names.push(&mut row.remote_ip, a);
         }
         row.local_port = local_port;
         row.remote_port = remote_port;
@@ -403,7 +434,10 @@ impl<'d, S: Sink> Analyzer<'d, S> {
             row.ip_len = Some(v.ip_len);
         }
         if let Some(i) = v.ip_id {
-            let _ = write!(row.ip_id, "{i:04X}");
+            const HEX: &[u8; 16] = b"0123456789ABCDEF";
+            for shift in [12, 8, 4, 0] {
+                row.ip_id.push(HEX[usize::from((i >> shift) & 0xF)] as char);
+            }
         }
         row.ttl = v.ttl;
         if let Some(t) = &v.tcp {

@@ -97,6 +97,8 @@ pub struct Assembler {
     /// PTH_Tlen of the open set and the next SeqNum expected.
     want_total: usize,
     next_seq: u8,
+    /// The last interface name field and its decoded text.
+    last_name: Option<([u8; 16], String)>,
     pub counts: Counts,
 }
 
@@ -120,6 +122,7 @@ impl Assembler {
             open: None,
             want_total: 0,
             next_seq: 0,
+            last_name: None,
             counts: Counts::default(),
         }
     }
@@ -265,10 +268,18 @@ impl Assembler {
             return;
         }
         self.close_open(report, out);
-        let name = hdr
-            .name
-            .map(|n| self.opts.code_page.decode_name(&n.0))
-            .unwrap_or_default();
+        let name = match hdr.name {
+            // The same few interfaces over and over: decode each raw name once.
+            Some(n) => match &self.last_name {
+                Some((raw, text)) if *raw == n.0 => text.clone(),
+                _ => {
+                    let text = self.opts.code_page.decode_name(&n.0);
+                    self.last_name = Some((n.0, text.clone()));
+                    text
+                }
+            },
+            None => String::new(),
+        };
         let p = Packet {
             offset: cte.offset,
             record: cte.record,

@@ -132,6 +132,9 @@ pub struct Options {
     /// Write the capture's packets this many times (default 1); repetition k is shifted
     /// later by k * (capture duration + 1 s).
     pub repeat: u32,
+    /// Give each repetition its own connections (ephemeral ports moved), as a busy
+    /// stack's trace would have, instead of replaying the same ones (benchmarks).
+    pub vary_flows: bool,
     /// Keep repeating until at least this many trace bytes are written (benchmarks).
     /// Overrides `repeat`. The first repetition is always written whole.
     pub target_bytes: Option<u64>,
@@ -165,6 +168,7 @@ impl Default for Options {
             spanned: None,
             block_len: MAX_DESCRIBED,
             repeat: 1,
+            vary_flows: false,
             target_bytes: None,
             time_shift_ns: 0,
         }
@@ -332,7 +336,11 @@ pub fn synthesize<R: Read, W: Write>(
                 .and_then(|r| period.checked_mul(r))
                 .ok_or_else(|| capture_error("repeated packet times out of range"))?;
             for p in &kept {
-                em.emit(p, shift, None)?;
+                if opts.vary_flows && !opts.osaenta {
+                    em.emit(&p.with_ports_varied(rep), shift, None)?;
+                } else {
+                    em.emit(p, shift, None)?;
+                }
                 if opts.target_bytes.is_some_and(|t| em.writer.bytes() >= t) {
                     break 'reps;
                 }
@@ -526,6 +534,32 @@ impl Plan {
 }
 
 /// A captured packet ready to be written.
+impl Prepared {
+    /// A copy whose ephemeral TCP/UDP ports (1024 and up) are moved for repetition
+    /// `rep`, the same way in both directions, so each repetition is a new set of
+    /// connections. Packet mode only (the ports follow the IP header).
+    fn with_ports_varied(&self, rep: u64) -> Prepared {
+        let mut p = Prepared {
+            data: self.data.clone(),
+            ip: self.ip,
+            ..*self
+        };
+        if let Some(ip) = &mut p.ip
+            && ip.ports != [0, 0]
+            && let Some(b) = p.data.get_mut(ip.hdr_len..ip.hdr_len + 4)
+        {
+            for (i, port) in ip.ports.iter_mut().enumerate() {
+                if *port >= 1024 {
+                    let moved = 1024 + ((u64::from(*port) - 1024 + rep * 7919) % 64_512) as u16;
+                    *port = moved;
+                    b[2 * i..2 * i + 2].copy_from_slice(&moved.to_be_bytes());
+                }
+            }
+        }
+        p
+    }
+}
+
 struct Prepared {
     /// Capture time (with `time_shift_ns`).
     time_ns: i64,

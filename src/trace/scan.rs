@@ -553,6 +553,23 @@ impl<R: Read> Scanner<R> {
         Ok(cte::check(&self.win[p..p + l]).ok())
     }
 
+    /// One zero byte left at the end of a record is too short for a CTE length: the
+    /// writer left it as fill. (Unless the length really straddles: then no valid CTE
+    /// starts at the next record.) Checked only when the bytes at `p` do not read as a
+    /// CTE, which keeps it off the path of every good one. Counts it and moves on.
+    fn one_byte_fill(&mut self, p: usize) -> io::Result<bool> {
+        if self.win[p] == 0
+            && let Some(next) = self.next_record_start(self.base + p as u64)
+            && next == self.base + p as u64 + 1
+            && self.valid_at(p + 1)?.is_some()
+        {
+            self.report.padding_bytes += 1;
+            self.pos = p + 1;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
     /// Whether a whole valid CTE starts anywhere in `win[from..to]`.
     fn valid_between(&mut self, from: usize, to: usize) -> io::Result<bool> {
         for q in from..to.saturating_sub(HEADER_LEN + 1) {
@@ -725,18 +742,6 @@ impl<R: Read> Scanner<R> {
                 return Ok(None);
             }
             let p = self.pos;
-            // One zero byte left in a record is too short for a CTE length: the writer
-            // left it as fill, unless the length really straddles (then no valid CTE
-            // starts at the next record).
-            if self.win[p] == 0
-                && let Some(next) = self.next_record_start(self.base + p as u64)
-                && next == self.base + p as u64 + 1
-                && self.valid_at(p + 1)?.is_some()
-            {
-                self.report.padding_bytes += 1;
-                self.pos = p + 1;
-                continue;
-            }
             let l = be16(&self.win, p);
             if l == 0 {
                 // End of buffer: the rest up to the next record is zero fill.
@@ -779,7 +784,9 @@ impl<R: Read> Scanner<R> {
             let head = match cte::check_head(&self.win[p..]) {
                 Ok(h) => h,
                 Err(why) => {
-                    self.resync(p, why.as_str(), false)?;
+                    if !self.one_byte_fill(p)? {
+                        self.resync(p, why.as_str(), false)?;
+                    }
                     continue;
                 }
             };
@@ -806,7 +813,9 @@ impl<R: Read> Scanner<R> {
                 return Ok(None);
             }
             if be16(&self.win, p + l - 2) != l {
-                self.resync(p, cte::Invalid::Trailer.as_str(), false)?;
+                if !self.one_byte_fill(p)? {
+                    self.resync(p, cte::Invalid::Trailer.as_str(), false)?;
+                }
                 continue;
             }
             self.pos = p + l;

@@ -17,6 +17,18 @@ pub struct Tod(pub u64);
 /// 1990-01-01 and 2100-01-01 in Unix seconds: the plausibility window for trace times.
 const PLAUSIBLE_FROM_S: i64 = 631_152_000;
 const PLAUSIBLE_TO_S: i64 = 4_102_444_800;
+/// The smallest TOD at or after Unix second `s`; `u64::MAX` when the TOD clock ends
+/// before it (it does in 2042).
+const fn tod_of_unix_s(s: i64) -> u64 {
+    let t = (s as i128 * 1_000_000_000 * 4096 + 999).div_euclid(1000) + UNIX_EPOCH_TOD as i128;
+    if t > u64::MAX as i128 {
+        u64::MAX
+    } else {
+        t as u64
+    }
+}
+const PLAUSIBLE_FROM_TOD: u64 = tod_of_unix_s(PLAUSIBLE_FROM_S);
+const PLAUSIBLE_TO_TOD: u64 = tod_of_unix_s(PLAUSIBLE_TO_S);
 
 impl Tod {
     /// Nanoseconds since the Unix epoch, minus `leap_seconds` (for sites whose TOD counts
@@ -41,8 +53,10 @@ impl Tod {
     /// True when the value decodes to a date between 1990 and 2100: part of the CTE
     /// validation predicate (formats/cte.md).
     pub fn is_plausible(self) -> bool {
-        let s = self.unix_ns(0).div_euclid(1_000_000_000);
-        (PLAUSIBLE_FROM_S..PLAUSIBLE_TO_S).contains(&s)
+        // Checked for every candidate CTE: compare raw TOD values with the window's
+        // bounds (the smallest TODs that convert to its first and last instants).
+        // The upper bound saturates: the TOD clock ends in 2042, before 2100.
+        self.0 >= PLAUSIBLE_FROM_TOD && (self.0 < PLAUSIBLE_TO_TOD || PLAUSIBLE_TO_TOD == u64::MAX)
     }
 }
 
@@ -157,6 +171,21 @@ pub fn parse_iso8601(s: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plausibility_bounds_are_the_window_in_seconds() {
+        let by_seconds = |t: Tod| {
+            let s = t.unix_ns(0).div_euclid(1_000_000_000);
+            (PLAUSIBLE_FROM_S..PLAUSIBLE_TO_S).contains(&s)
+        };
+        for b in [PLAUSIBLE_FROM_TOD, PLAUSIBLE_TO_TOD] {
+            for t in b.saturating_sub(5000)..=b.saturating_add(5000) {
+                assert_eq!(Tod(t).is_plausible(), by_seconds(Tod(t)), "{t:#x}");
+            }
+        }
+        // The clock's last value is in 2042: plausible; its first, 1900, is not.
+        assert!(!Tod(0).is_plausible() && Tod(u64::MAX).is_plausible());
+    }
 
     #[test]
     fn local_offsets() {
