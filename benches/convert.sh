@@ -47,6 +47,7 @@ echo "trace: $bytes bytes, pcap: $pbytes bytes, $packets packets ($(nproc) cores
 printf "%-34s %10s %14s %12s\n" command wall throughput "peak RSS"
 run "cat trace (read floor)" "$bytes" cat "$WORK/big.trace"
 run "cp trace (read+write floor)" "$bytes" cp "$WORK/big.trace" "$WORK/copy"; rm -f "$WORK/copy"
+run "dd bs=1M (user-space copy)" "$bytes" dd if="$WORK/big.trace" of="$WORK/copy" bs=1M status=none; rm -f "$WORK/copy"
 run "editcap -F pcapng (pcap)" "$pbytes" editcap -F pcapng "$WORK/big.pcap" "$WORK/e.pcapng"; rm -f "$WORK/e.pcapng"
 run "tshark -r pcap -w pcapng" "$pbytes" tshark -r "$WORK/big.pcap" -w "$WORK/t.pcapng"; rm -f "$WORK/t.pcapng"
 run "zctrace convert --no-csv (pcapng)" "$bytes" $Z convert "$WORK/big.trace" -o "$WORK/out" --quiet --no-csv; rm -rf "$WORK/out"
