@@ -248,7 +248,8 @@ pub fn convert_analyzed<R: Read, W: Write>(
         let analysed = worker
             .join()
             .unwrap_or_else(|_| Err(std::io::Error::other("analysis thread panicked")));
-        // A failed analysis stops the decoding early: its error is the one to report.
+        // A failed analysis stops the decoding early (`decode` sees the channel close):
+        // its error is the one to report.
         let stats = analysed.map_err(Error::Unlocated)?;
         let (mut sum, out) = decoded?;
         sum.analysis = Some(stats);
@@ -322,6 +323,7 @@ fn decode<R: Read, W: Write>(
     let mut failure: Option<Error> = None;
     // The analysis stopped (its error comes from its thread): stop feeding it.
     let mut feed = feed;
+    let stop = std::cell::Cell::new(false);
     let mut run: Option<(String, u64)> = None;
     let filter_all = opts.filter.is_empty();
     let mut handle = |p: &Packet, sum: &mut Summary| {
@@ -381,12 +383,17 @@ fn decode<R: Read, W: Write>(
                     .send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)))
                     .is_err()
             {
+                // The analysis failed: stop here, its error is the one to report.
                 feed = None;
+                stop.set(true);
             }
         }
     };
     let mut n = 0u64;
     loop {
+        if stop.get() {
+            break;
+        }
         let (cte, report) = scanner.next_split()?;
         let Some(cte) = cte else { break };
         asm.push(&cte, report, &mut |p| handle(p, &mut sum));

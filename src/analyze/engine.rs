@@ -333,7 +333,12 @@ impl Clock {
     fn format_into(&mut self, out: &mut String, ns: i64, tz: Option<i32>) {
         let sec = ns.div_euclid(1_000_000_000);
         if self.second != Some(sec) {
-            let full = iso8601_at(ns - ns.rem_euclid(1_000_000_000), tz);
+            let Some(start) = ns.checked_sub(ns.rem_euclid(1_000_000_000)) else {
+                // The first second of the i64 range: not worth a cache.
+                out.push_str(&iso8601_at(ns, tz));
+                return;
+            };
+            let full = iso8601_at(start, tz);
             // `YYYY-MM-DDTHH:MM:SS.` + 9 digits + `Z` or `+HH:MM`.
             let (head, rest) = full.split_at(20);
             self.head = head.to_string();

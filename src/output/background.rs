@@ -15,6 +15,8 @@ pub struct Writer<W: Write + Send + 'static> {
     /// Empty buffers coming back for reuse.
     back: Receiver<Vec<u8>>,
     thread: Option<JoinHandle<io::Result<W>>>,
+    /// The thread's error, once seen (io::Error is not Clone).
+    failed: Option<(io::ErrorKind, String)>,
 }
 
 impl<W: Write + Send + 'static> Writer<W> {
@@ -35,10 +37,14 @@ impl<W: Write + Send + 'static> Writer<W> {
             tx: Some(tx),
             back,
             thread: Some(thread),
+            failed: None,
         }
     }
 
     fn send(&mut self) -> io::Result<()> {
+        if let Some((kind, msg)) = &self.failed {
+            return Err(io::Error::new(*kind, msg.clone()));
+        }
         if self.buf.is_empty() {
             return Ok(());
         }
@@ -47,11 +53,21 @@ impl<W: Write + Send + 'static> Writer<W> {
             .try_recv()
             .unwrap_or_else(|_| Vec::with_capacity(BUF));
         let full = std::mem::replace(&mut self.buf, fresh);
-        match &self.tx {
-            Some(tx) if tx.send(full).is_ok() => Ok(()),
-            // The thread stopped: its error comes out of `finish`.
-            _ => Err(io::Error::other("output thread stopped")),
+        if let Some(tx) = &self.tx
+            && tx.send(full).is_ok()
+        {
+            return Ok(());
         }
+        // The thread stopped on an error: fetch it, so that the user reads "No space
+        // left on device" rather than a word about threads.
+        self.tx = None;
+        let e = match self.thread.take().map(|t| t.join()) {
+            Some(Ok(Err(e))) => e,
+            Some(Err(_)) => io::Error::other("output thread panicked"),
+            _ => io::Error::other("output thread stopped"),
+        };
+        self.failed = Some((e.kind(), e.to_string()));
+        Err(e)
     }
 
     /// Writes what is left, waits for the thread and returns the inner writer (or the
@@ -59,15 +75,15 @@ impl<W: Write + Send + 'static> Writer<W> {
     pub fn finish(mut self) -> io::Result<W> {
         let sent = self.send();
         self.tx = None;
-        let joined = match self.thread.take() {
+        match self.thread.take() {
             Some(t) => t
                 .join()
                 .unwrap_or_else(|_| Err(io::Error::other("output thread panicked"))),
-            None => Err(io::Error::other("output already finished")),
-        };
-        let w = joined?;
-        sent?;
-        Ok(w)
+            // `send` already took the thread and kept its error.
+            None => Err(sent
+                .err()
+                .unwrap_or_else(|| io::Error::other("output thread stopped"))),
+        }
     }
 }
 
@@ -134,12 +150,19 @@ mod tests {
     #[test]
     fn a_write_error_comes_out_of_finish() {
         let mut w = Writer::new(Failing);
+        let mut first = None;
         for _ in 0..20 {
-            if w.write_all(&[0u8; 500_000]).is_err() {
+            if let Err(e) = w.write_all(&[0u8; 500_000]) {
+                first = Some(e.to_string());
                 break;
             }
         }
+        // Writes after the failure say what failed, too.
+        assert!(
+            first.as_deref().is_none_or(|e| e == "disk full"),
+            "{first:?}"
+        );
         let e = w.finish().err().map(|e| e.to_string()).unwrap_or_default();
-        assert!(e.contains("disk full") || e.contains("stopped"), "{e}");
+        assert_eq!(e, "disk full", "the thread's own error reaches the caller");
     }
 }

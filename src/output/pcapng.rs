@@ -100,9 +100,19 @@ fn write_epb(
     comments: &[String],
 ) -> std::io::Result<()> {
     let pad = |n: usize| (4 - n % 4) % 4;
+    // An option holds at most 65535 bytes: longer comments (a very long discard
+    // meaning from --discard-codes) are cut at a character boundary.
+    let fit = |c: &str| {
+        let mut end = c.len().min(0xFFFF);
+        while !c.is_char_boundary(end) {
+            end -= 1;
+        }
+        end
+    };
+    let comments: Vec<&str> = comments.iter().map(|c| &c[..fit(c)]).collect();
     let data_len = data.len() + pad(data.len());
     let mut opts_len = 8; // epb_flags
-    for c in comments {
+    for c in &comments {
         opts_len += 4 + c.len() + pad(c.len());
     }
     opts_len += 4; // opt_endofopt
@@ -118,7 +128,7 @@ fn write_epb(
     w.write_all(&head)?;
     w.write_all(data)?;
     w.write_all(&[0u8; 3][..pad(data.len())])?;
-    for c in comments {
+    for c in &comments {
         w.write_all(&1u16.to_le_bytes())?;
         w.write_all(&(c.len() as u16).to_le_bytes())?;
         w.write_all(c.as_bytes())?;
