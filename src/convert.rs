@@ -428,20 +428,10 @@ fn decode<R: Read, W: Write>(
 
 /// packets.csv `note`: what the pcapng comments say, discards aside (they have columns).
 fn packet_note(p: &Packet) -> String {
-    let mut v = Vec::new();
-    if p.abbreviated() {
-        v.push(format!(
-            "abbreviated: {} of {} bytes traced",
-            p.data.len(),
-            p.orig_len
-        ));
+    if !(p.abbreviated() || p.incomplete || p.segments > 1) {
+        return String::new();
     }
-    if p.incomplete {
-        v.push("incomplete: segments missing".to_string());
-    } else if p.segments > 1 {
-        v.push(format!("reassembled from {} trace records", p.segments));
-    }
-    v.join("; ")
+    crate::output::packet_notes(p).join("; ")
 }
 
 /// Format ids given on the command line.

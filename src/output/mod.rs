@@ -16,6 +16,14 @@ pub fn packet_comments(p: &Packet, discards: &DiscardTable) -> Vec<String> {
     if p.discard.is_discard() {
         v.push(discards.comment(p.discard));
     }
+    v.extend(packet_notes(p));
+    v
+}
+
+/// The comments other than the discard (which packets.csv has columns for):
+/// abbreviated, incomplete, reassembled.
+pub fn packet_notes(p: &Packet) -> Vec<String> {
+    let mut v = Vec::new();
     if p.abbreviated() {
         v.push(format!(
             "abbreviated: {} of {} bytes traced",
