@@ -244,13 +244,51 @@ pub fn view(link: Link, data: &[u8], orig_len: u32) -> View<'_> {
             v.payload = l4_avail.get(8..).unwrap_or(&[]);
         }
         _ => {
-            // The first fragment of a TCP or UDP datagram still shows the ports.
-            if matches!(v.fragment, Some((0, _)))
-                && matches!(v.protocol, Some(6 | 17))
-                && l4_avail.len() >= 4
-            {
-                v.src_port = Some(u16::from_be_bytes([l4_avail[0], l4_avail[1]]));
-                v.dst_port = Some(u16::from_be_bytes([l4_avail[2], l4_avail[3]]));
+            // etherparse leaves the transport of every fragment alone; the first one
+            // holds the TCP or UDP header all the same.
+            if matches!(v.fragment, Some((0, _))) && l4_avail.len() >= 4 {
+                let port = |i: usize| u16::from_be_bytes([l4_avail[i], l4_avail[i + 1]]);
+                match v.protocol {
+                    Some(17) => {
+                        v.src_port = Some(port(0));
+                        v.dst_port = Some(port(2));
+                        if l4_avail.len() >= 8 {
+                            // The UDP length covers the whole datagram, all fragments.
+                            v.payload_len = Some(u32::from(port(4)).saturating_sub(8));
+                            v.payload = &l4_avail[8..];
+                        }
+                    }
+                    Some(6) => {
+                        v.src_port = Some(port(0));
+                        v.dst_port = Some(port(2));
+                        if let Ok(t) = etherparse::TcpHeaderSlice::from_slice(l4_avail) {
+                            let mut tcp = Tcp {
+                                seq: t.sequence_number(),
+                                ack: t.acknowledgment_number(),
+                                flags: l4_avail[13],
+                                window: t.window_size(),
+                                ..Tcp::default()
+                            };
+                            for o in t.options_iterator().flatten() {
+                                match o {
+                                    etherparse::TcpOptionElement::MaximumSegmentSize(m) => {
+                                        tcp.mss = Some(m)
+                                    }
+                                    etherparse::TcpOptionElement::WindowScale(w) => {
+                                        tcp.wscale = Some(w)
+                                    }
+                                    _ => {}
+                                }
+                            }
+                            let hl = t.slice().len();
+                            // This fragment's share; later fragments carry the rest.
+                            v.payload_len = Some(l4_true.saturating_sub(hl as u32));
+                            v.payload = l4_avail.get(hl..).unwrap_or(&[]);
+                            v.tcp = Some(tcp);
+                        }
+                    }
+                    _ => {}
+                }
             }
         }
     }

@@ -93,7 +93,15 @@ impl Stream {
             // A new SYN far behind: nothing to deliver.
             return Class::Retransmission;
         }
-        let at = at.max(0) as u64;
+        // A segment that starts before the stream's origin (picked up midstream, then
+        // an older retransmission): only its bytes from the origin on are stream bytes.
+        let (present, len, at) = if at < 0 {
+            let cut = at.unsigned_abs().min(u64::from(len)) as u32;
+            let p = &present[(cut as usize).min(present.len())..];
+            (p, len - cut, 0u64)
+        } else {
+            (present, len, at as u64)
+        };
         let end = at + len as u64;
         let class = if len == 0 {
             if fin {
@@ -113,6 +121,9 @@ impl Stream {
             }
         } else if end <= self.next {
             Class::Retransmission
+        } else if at > self.next && self.held.iter().any(|h| h.at == at) {
+            // The same segment again while it waits behind a hole.
+            return Class::Retransmission;
         } else if at > self.next {
             Class::Ahead
         } else if at < self.next && end <= self.high && self.held.is_empty() {
@@ -300,6 +311,20 @@ mod tests {
         // First segment: seq 1-5, 2 bytes traced of 5; the second (seq 4-8) overlaps
         // its last 2 bytes, so only seq 6-8 are new.
         assert_eq!(got, ["ab@1", "gap3", "fgh@2"]);
+    }
+
+    #[test]
+    fn held_segments_retransmitted_and_bytes_before_the_origin() {
+        let (c, got) = run(&[
+            (10, false, b"a", 1),
+            (20, false, b"b", 1),
+            (20, false, b"b", 1),
+            // Before the origin (10): only seq 10.. belongs to the stream, and it was seen.
+            (8, false, b"xya", 3),
+        ]);
+        use Class::*;
+        assert_eq!(c, [New, Ahead, Retransmission, Retransmission]);
+        assert_eq!(got, ["a@1", "gap9", "b@2"]);
     }
 
     #[test]
