@@ -273,7 +273,8 @@ pub fn push_u64(out: &mut String, mut v: u64, width: usize) {
         d[i] = b'0' + (v % 10) as u8;
         v /= 10;
     }
-    out.extend(d[i..].iter().map(|&b| b as char));
+    // ASCII digits: always valid UTF-8.
+    out.push_str(std::str::from_utf8(&d[i..]).unwrap_or_default());
 }
 
 /// Seconds with nine decimals, signed.
