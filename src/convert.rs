@@ -47,6 +47,8 @@ pub struct Summary {
     pub interfaces: BTreeMap<String, u64>,
     /// Discarded packets per code.
     pub discards: BTreeMap<u16, u64>,
+    /// Records the output format has no place for (SMC records in a classic pcap).
+    pub left_out: u64,
     /// What the analysis counted, when the CSV tables were made.
     pub analysis: Option<analyze::Stats>,
     /// For an ordinary capture (`zctrace analyze`): what was read.
@@ -137,6 +139,13 @@ impl Summary {
             .collect();
         if !v.is_empty() {
             let _ = writeln!(s, "  records by format id: {}", v.join("; "));
+        }
+        if self.left_out > 0 {
+            let _ = writeln!(
+                s,
+                "  {} SMC record(s) left out of the classic pcap (Ethernet only; pcapng keeps them)",
+                self.left_out
+            );
         }
         if !self.discards.is_empty() {
             let v: Vec<String> = self
@@ -349,12 +358,18 @@ fn decode<R: Read, W: Write>(
             return;
         }
         let r = match &mut sink {
-            Sink::Pcapng(w) => w.write(p, discards),
+            Sink::Pcapng(w) => w.write(p, discards).map(|()| true),
             Sink::Libpcap(w) => w.write(p),
-            Sink::None(_) => Ok(()),
+            Sink::None(_) => Ok(true),
         };
         match r {
-            Ok(()) => sum.written += 1,
+            Ok(true) => sum.written += 1,
+            Ok(false) => {
+                // Left out of a classic pcap (SMC records): counted, and no frame
+                // number is used up.
+                sum.left_out += 1;
+                return;
+            }
             Err(e) => failure = Some(e),
         }
         frames += 1;

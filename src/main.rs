@@ -196,7 +196,8 @@ struct SynthArgs {
     /// Write OSAENTA records (format 7, SYSTCPOT, Ethernet frames).
     #[arg(long)]
     osaenta: bool,
-    /// Format id for packet records: 4 (packet trace) or 6 (Enterprise Extender).
+    /// Format id for packet records: 4 (packet trace), 6 (Enterprise Extender) or 8 (SMC,
+    /// the packet's bytes as an opaque record).
     #[arg(long = "format-id", default_value_t = 4)]
     format_id: u32,
     /// PTHDR length (92 today; shorter headers leave out the later fields).

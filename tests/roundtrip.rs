@@ -102,6 +102,14 @@ fn configs() -> Vec<(String, synth::Options)> {
         },
     ));
     v.push((
+        "smc".into(),
+        synth::Options {
+            format_id: 8,
+            straddle: true,
+            ..base()
+        },
+    ));
+    v.push((
         "ee-raw".into(),
         synth::Options {
             format_id: 6,
@@ -148,7 +156,12 @@ fn check(name: &str, trace: &[u8], exp: &[Expected], o: &synth::Options) {
         assert_eq!(iface.tsresol, Some(9), "{ctx}: if_tsresol");
         assert_eq!(
             iface.linktype,
-            if o.osaenta { 1 } else { 101 },
+            match (o.osaenta, o.format_id) {
+                (true, _) => 1,
+                // SMC records: kept whole on a user link type.
+                (false, 8) => 147,
+                _ => 101,
+            },
             "{ctx}: link type"
         );
         assert_eq!(
@@ -340,4 +353,39 @@ fn filters_select_packets() {
         ..Default::default()
     });
     assert!(none.is_empty());
+}
+
+#[test]
+fn smc_records_keep_their_own_interface_and_are_counted_when_left_out() {
+    let cap = std::fs::read(common::captures_dir().join("tls12__zeek.pcap")).unwrap();
+    let o = synth::Options {
+        format_id: 8,
+        ..Default::default()
+    };
+    let (trace, exp) = synthesize(&cap, &o);
+    let d = DiscardTable::default();
+    // pcapng: every record, whole, on LINKTYPE_USER0 (checked packet by packet above).
+    let (sum, out) = convert::convert(
+        &trace[..],
+        Vec::new(),
+        "smc",
+        &Default::default(),
+        &d,
+        |_| {},
+    )
+    .unwrap();
+    assert_eq!(sum.written as usize, exp.len());
+    assert_eq!(common::read(&out).ifaces[0].linktype, 147);
+    // Classic pcap (Ethernet only): none written, all counted, and the summary says so.
+    let c = convert::Options {
+        output: Output::Libpcap,
+        ..Default::default()
+    };
+    let (sum, _) = convert::convert(&trace[..], Vec::new(), "smc", &c, &d, |_| {}).unwrap();
+    assert_eq!((sum.written, sum.left_out as usize), (0, exp.len()));
+    assert!(
+        sum.render("smc", &d)
+            .contains(&format!("{} SMC record(s) left out", exp.len()))
+    );
+    assert!(sum.clean());
 }

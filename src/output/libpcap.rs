@@ -47,7 +47,12 @@ impl<W: Write> Writer<W> {
         })
     }
 
-    pub fn write(&mut self, p: &Packet) -> Result<(), Error> {
+    /// Writes an IP packet or Ethernet frame; SMC records have no place in an Ethernet
+    /// capture and are left out (false), for the caller to count.
+    pub fn write(&mut self, p: &Packet) -> Result<bool, Error> {
+        if p.link == Link::Smc {
+            return Ok(false);
+        }
         let ts = Duration::from_nanos(p.time_ns.max(0) as u64);
         let orig = p.orig_len.max(p.data.len() as u32);
         let pkt = match p.link {
@@ -56,7 +61,7 @@ impl<W: Write> Writer<W> {
                 orig_len: orig,
                 data: Cow::Borrowed(&p.data),
             },
-            Link::Raw => {
+            Link::Raw | Link::Smc => {
                 self.frame.clear();
                 let (dst, src) = if p.outbound() {
                     (PEER_MAC, ZOS_MAC)
@@ -79,7 +84,7 @@ impl<W: Write> Writer<W> {
             }
         };
         self.w.write_packet(&pkt).map_err(err)?;
-        Ok(())
+        Ok(true)
     }
 
     pub fn finish(self) -> W {

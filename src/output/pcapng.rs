@@ -60,6 +60,7 @@ pub fn linktype(link: Link) -> DataLink {
     match link {
         Link::Raw => DataLink::RAW,
         Link::Ethernet => DataLink::ETHERNET,
+        Link::Smc => DataLink::USER0,
     }
 }
 
@@ -67,6 +68,7 @@ fn component(fmt: FormatId) -> &'static str {
     match fmt {
         FormatId::OSAENTA => "SYSTCPOT OSAENTA",
         FormatId::EE => "SYSTCPDA Enterprise Extender packet trace",
+        FormatId::SMC => "SYSTCPDA SMC trace (records kept whole, layout unpublished)",
         _ => "SYSTCPDA packet trace",
     }
 }

@@ -33,6 +33,9 @@ pub enum Link {
     Raw,
     /// An Ethernet frame (OSAENTA, format id 7).
     Ethernet,
+    /// An SMC trace record (format id 8): not IP, its layout unpublished. Kept whole so
+    /// nothing the trace holds is lost (pcapng: LINKTYPE_USER0).
+    Smc,
 }
 
 /// One packet, reassembled when it was segmented.
@@ -182,6 +185,7 @@ impl Assembler {
         let link = match fid {
             FormatId::PACKET | FormatId::EE => Link::Raw,
             FormatId::OSAENTA => Link::Ethernet,
+            FormatId::SMC => Link::Smc,
             _ => {
                 *self.counts.not_converted.entry(fid).or_default() += 1;
                 return;

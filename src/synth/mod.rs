@@ -397,10 +397,10 @@ impl Plan {
                 MAX_RECORD >> 20
             )));
         }
-        if !o.osaenta && o.format_id != 4 && o.format_id != 6 {
+        if !o.osaenta && ![4, 6, 8].contains(&o.format_id) {
             return Err(usage(format!(
-                "format_id {} is not a packet trace: use 4 (packet) or 6 (Enterprise Extender); \
-                 OSAENTA always writes 7",
+                "format_id {} is not a packet trace: use 4 (packet), 6 (Enterprise Extender) \
+                 or 8 (SMC: the packet's bytes as an opaque record); OSAENTA always writes 7",
                 o.format_id
             )));
         }
