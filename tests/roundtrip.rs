@@ -389,3 +389,65 @@ fn smc_records_keep_their_own_interface_and_are_counted_when_left_out() {
     );
     assert!(sum.clean());
 }
+
+#[test]
+fn osaenta_records_that_are_not_ethernet_are_reported_and_kept() {
+    // A classic pcap (Ethernet) with a good frame and one whose type/length field is an
+    // 802.3 length of 1500 in a 60-byte frame.
+    let mut good = vec![0xFF; 6];
+    good.extend([2, 0, 0, 0, 0, 1, 0x08, 0x06]);
+    good.extend([0u8; 46]);
+    let mut bad = good.clone();
+    bad[12..14].copy_from_slice(&1500u16.to_be_bytes());
+    let mut cap = Vec::new();
+    cap.extend(0xA1B2_C3D4u32.to_le_bytes());
+    cap.extend(2u16.to_le_bytes());
+    cap.extend(4u16.to_le_bytes());
+    cap.extend([0; 8]);
+    cap.extend(65535u32.to_le_bytes());
+    cap.extend(1u32.to_le_bytes());
+    for (i, f) in [&good, &bad].iter().enumerate() {
+        cap.extend((1_700_000_000u32 + i as u32).to_le_bytes());
+        cap.extend(0u32.to_le_bytes());
+        cap.extend((f.len() as u32).to_le_bytes());
+        cap.extend((f.len() as u32).to_le_bytes());
+        cap.extend(f.iter());
+    }
+    let o = synth::Options {
+        osaenta: true,
+        ..Default::default()
+    };
+    let (trace, exp) = synthesize(&cap, &o);
+    assert_eq!(exp.len(), 2);
+    let d = DiscardTable::default();
+    let (sum, out) = convert::convert(
+        &trace[..],
+        Vec::new(),
+        "osa",
+        &Default::default(),
+        &d,
+        |_| {},
+    )
+    .unwrap();
+    let got = common::read(&out);
+    assert_eq!(got.packets.len(), 2, "both records are written");
+    assert_eq!(got.packets[1].data, bad, "as they are");
+    assert!(got.packets[0].comments.is_empty());
+    assert!(
+        got.packets[1].comments[0].starts_with("not an Ethernet frame: type/length X'05DC'"),
+        "{:?}",
+        got.packets[1].comments
+    );
+    assert_eq!(sum.counts.not_ethernet, 1);
+    let w: Vec<_> = sum
+        .report
+        .issues
+        .iter()
+        .filter(|i| i.kind == zctrace::trace::IssueKind::Warning)
+        .collect();
+    assert_eq!(w.len(), 1);
+    assert!(
+        w[0].message
+            .contains("does not look like an Ethernet frame")
+    );
+}

@@ -17,6 +17,9 @@ pub fn packet_comments(p: &Packet, discards: &DiscardTable) -> Vec<String> {
         v.push(discards.comment(p.discard));
     }
     v.extend(packet_notes(p));
+    if let Some(why) = &p.not_ethernet {
+        v.push(format!("not an Ethernet frame: {why}"));
+    }
     v
 }
 

@@ -218,12 +218,16 @@ impl<W: Write> Writer<W> {
         s.first = s.first.min(p.time_ns);
         s.last = s.last.max(p.time_ns);
         s.packets += 1;
-        let comments =
-            if p.discard.is_discard() || p.abbreviated() || p.incomplete || p.segments > 1 {
-                super::packet_comments(p, discards)
-            } else {
-                Vec::new()
-            };
+        let comments = if p.discard.is_discard()
+            || p.abbreviated()
+            || p.incomplete
+            || p.segments > 1
+            || p.not_ethernet.is_some()
+        {
+            super::packet_comments(p, discards)
+        } else {
+            Vec::new()
+        };
         // epb_flags bits 0-1: 01 inbound, 10 outbound.
         let flags = if p.outbound() { 2 } else { 1 };
         let orig = p.orig_len.max(p.data.len() as u32);

@@ -61,6 +61,9 @@ pub struct Packet {
     pub incomplete: bool,
     /// The header of the first segment.
     pub header: PtHdr,
+    /// An OSAENTA record that does not look like an Ethernet frame: why. It is still
+    /// written as it is (nothing is dropped), with this as a comment.
+    pub not_ethernet: Option<String>,
 }
 
 impl Packet {
@@ -83,13 +86,15 @@ pub struct Counts {
     pub orphan_segments: u64,
     pub abbreviated: u64,
     pub discarded: u64,
-    /// Records of kinds this version does not convert (data trace, SMC, legacy,
-    /// lost-record notices), by format id.
+    /// Records of kinds this version does not convert (data trace, legacy, lost-record
+    /// notices), by format id.
     pub not_converted: std::collections::BTreeMap<FormatId, u64>,
     /// PTHDRs that could not be decoded.
     pub bad_headers: u64,
     /// Packets whose PTH_Time was implausible (the buffer time was used).
     pub bad_times: u64,
+    /// OSAENTA records that do not look like Ethernet frames (written as they are).
+    pub not_ethernet: u64,
 }
 
 /// Joins CTEs into packets. Feed every CTE to `push`, then call `finish`.
@@ -107,6 +112,26 @@ pub struct Assembler {
 
 fn next_seq(s: u8) -> u8 {
     if s == 255 { 1 } else { s + 1 }
+}
+
+/// Why an OSAENTA record is not an Ethernet frame, if it is not: shorter than an
+/// Ethernet header, or a type/length field that is neither an EtherType (0x0600 and up)
+/// nor an 802.3 length that fits the frame.
+fn ethernet_problem(data: &[u8], orig_len: u32) -> Option<String> {
+    if data.len() < 14 {
+        return Some(format!(
+            "{} bytes, shorter than an Ethernet header",
+            data.len()
+        ));
+    }
+    let t = u16::from_be_bytes([data[12], data[13]]);
+    let room = orig_len.max(data.len() as u32).saturating_sub(14);
+    if t < 0x0600 && u32::from(t) > room.max(46) {
+        return Some(format!(
+            "type/length X'{t:04X}' is no EtherType and longer than the frame"
+        ));
+    }
+    None
 }
 
 /// The IP datagram length the packet declares, when it is longer than what was traced.
@@ -159,6 +184,21 @@ impl Assembler {
             0
         };
         p.orig_len = traced.max(plen).max(declared);
+        if p.link == Link::Ethernet
+            && let Some(why) = ethernet_problem(&p.data, p.orig_len)
+        {
+            self.counts.not_ethernet += 1;
+            report.issue(
+                p.offset,
+                Some(p.record),
+                IssueKind::Warning,
+                0,
+                format!(
+                    "OSAENTA record does not look like an Ethernet frame: {why}; written as it is"
+                ),
+            );
+            p.not_ethernet = Some(why);
+        }
         if p.segments > 1 && !p.incomplete {
             self.counts.reassembled += 1;
         }
@@ -299,6 +339,7 @@ impl Assembler {
             segments: 1,
             incomplete: false,
             header: hdr,
+            not_ethernet: None,
         };
         let total = p.header.tlen as usize;
         if data.len() < total {
