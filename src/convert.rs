@@ -281,6 +281,31 @@ struct Owned {
     orig_len: u32,
     discard: crate::trace::DiscardCode,
     note: String,
+    socket: Option<analyze::Socket>,
+}
+
+/// The socket of a data-trace record, for the analysis.
+fn socket_of(p: &Packet) -> Option<analyze::Socket> {
+    use crate::trace::pthdr::Flags;
+    let d = p.data_trace.as_ref()?;
+    let h = &p.header;
+    let ports = h.ports.unwrap_or([0, 0]);
+    Some(analyze::Socket {
+        job: d.job.clone(),
+        state: d.state_name(),
+        protocol: d.protocol,
+        src: h.src_ip(),
+        dst: h.dst_ip(),
+        src_port: ports[0],
+        dst_port: ports[1],
+        attls: if p.flags.0 & Flags::ATTLS_CLEAR != 0 {
+            "clear"
+        } else if p.flags.0 & Flags::ATTLS_WITHHELD != 0 {
+            "withheld"
+        } else {
+            ""
+        },
+    })
 }
 
 impl Owned {
@@ -295,6 +320,7 @@ impl Owned {
             orig_len: self.orig_len,
             discard: self.discard,
             note: self.note.clone(),
+            socket: self.socket.clone(),
         }
     }
 }
@@ -392,6 +418,7 @@ fn decode<R: Read, W: Write>(
                 orig_len: p.orig_len,
                 discard: p.discard,
                 note: packet_note(p),
+                socket: socket_of(p),
             });
             if batch.len() >= BATCH
                 && tx
@@ -482,6 +509,7 @@ pub fn analyze_capture<R: Read>(
             orig_len: c.orig_len,
             discard: crate::trace::DiscardCode(0),
             note: String::new(),
+            socket: None,
         })
     })?;
     let (_, stats) = a.finish().map_err(Error::Unlocated)?;

@@ -226,6 +226,17 @@ pub fn analysis(data: &[u8]) {
             orig_len: n as u32 + u32::from(dir >> 4),
             discard: crate::trace::DiscardCode(u16::from(dir & 0x0C)),
             note: String::new(),
+            // Some records as data-trace records, their socket from the packet's bytes.
+            socket: (dir & 0x40 != 0).then(|| crate::analyze::Socket {
+                job: "FUZZ".into(),
+                state: "data".into(),
+                protocol: pkt.first().copied().unwrap_or(6),
+                src: Some(std::net::IpAddr::from([10, 0, 0, pkt.len() as u8])),
+                dst: Some(std::net::IpAddr::from([10, 0, 0, 2])),
+                src_port: 21,
+                dst_port: u16::from(dir),
+                attls: "",
+            }),
         };
         let _ = a.packet(&input);
     }

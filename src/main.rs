@@ -224,6 +224,13 @@ struct SynthArgs {
     /// Give every repetition new connections (ephemeral ports moved), like a busy stack.
     #[arg(long = "vary-flows")]
     vary_flows: bool,
+    /// Write a data trace (format id 5): per TCP/UDP socket a start record, the payload
+    /// of each packet, an end record.
+    #[arg(long = "data-trace")]
+    data_trace: bool,
+    /// Job name of the data-trace records.
+    #[arg(long, default_value = "FTPD1")]
+    job: String,
 }
 
 fn parse_time_source(s: &str) -> Result<TimeSource, String> {
@@ -489,9 +496,9 @@ fn csv_names(dest: &Path) -> Vec<PathBuf> {
 }
 
 fn csv_tables(writers: Vec<Out>) -> Result<zctrace::output::csv::Tables<Out>> {
-    let ws: [Out; 5] = match writers.try_into() {
+    let ws: [Out; 6] = match writers.try_into() {
         Ok(ws) => ws,
-        Err(_) => bail!("internal: five CSV writers expected"),
+        Err(_) => bail!("internal: one writer per CSV table expected"),
     };
     Ok(zctrace::output::csv::Tables::new(ws)?)
 }
@@ -801,6 +808,8 @@ fn synth_file(a: SynthArgs) -> Result<Status> {
         block_len: a.block_length,
         repeat: a.repeat,
         vary_flows: a.vary_flows,
+        data_trace: a.data_trace,
+        job: a.job,
         target_bytes: a.target_size,
         ..synth::Options::default()
     };

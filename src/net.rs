@@ -25,7 +25,7 @@ pub fn endpoints(link: Link, data: &[u8]) -> Endpoints {
     let sliced = match link {
         Link::Raw => LaxSlicedPacket::from_ip(data).ok(),
         Link::Ethernet => LaxSlicedPacket::from_ethernet(data).ok(),
-        Link::Smc => None,
+        Link::Smc | Link::DataTrace => None,
     };
     let Some(s) = sliced else {
         return Endpoints::default();
@@ -149,7 +149,7 @@ pub fn view(link: Link, data: &[u8], orig_len: u32) -> View<'_> {
     let sliced = match link {
         Link::Raw => LaxSlicedPacket::from_ip(data).ok(),
         Link::Ethernet => LaxSlicedPacket::from_ethernet(data).ok(),
-        Link::Smc => None,
+        Link::Smc | Link::DataTrace => None,
     };
     let Some(s) = sliced else {
         return v;
@@ -171,7 +171,7 @@ pub fn view(link: Link, data: &[u8], orig_len: u32) -> View<'_> {
             v.ip_len = match link {
                 // The original length is the datagram's (TSO packets may claim 0 in
                 // the header); Ethernet frames may carry padding, so trust the header.
-                Link::Raw | Link::Smc => orig_len.max(total),
+                Link::Raw | Link::Smc | Link::DataTrace => orig_len.max(total),
                 Link::Ethernet if total >= ip_hdr_len => total,
                 Link::Ethernet => orig_len.saturating_sub(ip_start as u32),
             };
@@ -193,7 +193,7 @@ pub fn view(link: Link, data: &[u8], orig_len: u32) -> View<'_> {
             ip_hdr_len = (pl.payload.as_ptr() as usize - h.slice().as_ptr() as usize) as u32;
             let declared = 40 + h.payload_length() as u32;
             v.ip_len = match link {
-                Link::Raw | Link::Smc => orig_len.max(declared),
+                Link::Raw | Link::Smc | Link::DataTrace => orig_len.max(declared),
                 Link::Ethernet if h.payload_length() > 0 => declared,
                 Link::Ethernet => orig_len.saturating_sub(ip_start as u32),
             };

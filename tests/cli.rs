@@ -48,10 +48,11 @@ fn clean_sample_converts_with_exit_0_and_no_temporary_files() {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     files.sort();
-    // The pcapng and the five CSV tables, no temporary files left behind.
+    // The pcapng and the six CSV tables, no temporary files left behind.
     assert_eq!(
         files,
         [
+            "ftp_rdw.trace.datatrace.csv",
             "ftp_rdw.trace.exceptions.csv",
             "ftp_rdw.trace.ftp.csv",
             "ftp_rdw.trace.packets.csv",

@@ -10,7 +10,9 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::io;
 use std::net::IpAddr;
 
-use super::rows::{self, ExceptionRow, FtpRow, PacketRow, SessionRow, Sink, Text, TlsRow};
+use super::rows::{
+    self, DataTraceRow, ExceptionRow, FtpRow, PacketRow, SessionRow, Sink, Text, TlsRow,
+};
 use super::stream::{Chunk, Class, Stream};
 use super::{Dir, ftp, msg, tls};
 use crate::net::{self, Prefix, Tcp, View};
@@ -68,6 +70,25 @@ pub struct Input<'a> {
     pub discard: DiscardCode,
     /// abbreviated / reassembled / incomplete, for packets.csv `note`.
     pub note: String,
+    /// A data-trace record: the socket its PTHDR describes (the data is application
+    /// bytes, no IP header).
+    pub socket: Option<Socket>,
+}
+
+/// The socket of a data-trace record, from its PTHDR.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Socket {
+    pub job: String,
+    /// `start`, `data`, `end` or the number.
+    pub state: String,
+    pub protocol: u8,
+    /// As the record travelled: source = sender.
+    pub src: Option<IpAddr>,
+    pub dst: Option<IpAddr>,
+    pub src_port: u16,
+    pub dst_port: u16,
+    /// `clear` (AT-TLS clear text included), `withheld`, or empty.
+    pub attls: &'static str,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -372,8 +393,82 @@ impl<'d, S: Sink> Analyzer<'d, S> {
         }
     }
 
+    /// A data-trace record: its datatrace.csv row, and a packets.csv row so that the
+    /// packet numbers stay those of the pcapng.
+    fn data_record(&mut self, p: &Input<'_>, s: &Socket) -> io::Result<()> {
+        let outbound = p.outbound.unwrap_or(false);
+        let (local, lport, remote, rport) = if outbound {
+            (s.src, s.src_port, s.dst, s.dst_port)
+        } else {
+            (s.dst, s.dst_port, s.src, s.src_port)
+        };
+        let session = match (local, remote) {
+            (Some(l), Some(r)) => self
+                .sessions
+                .get(&Key {
+                    proto: s.protocol,
+                    local: l,
+                    local_port: lport,
+                    remote: r,
+                    remote_port: rport,
+                    extra: 0,
+                })
+                .map(|x| x.id),
+            _ => None,
+        };
+        let text = |a: Option<IpAddr>| a.map(|a| a.to_string()).unwrap_or_default();
+        let head = &p.data[..p.data.len().min(64)];
+        let row = DataTraceRow {
+            time: iso8601_at(p.time_ns, self.opts.utc_offset),
+            job: Text(s.job.clone()),
+            local_ip: text(local),
+            local_port: Some(lport),
+            remote_ip: text(remote),
+            remote_port: Some(rport),
+            direction: if outbound { "out" } else { "in" },
+            state: s.state.clone(),
+            bytes: p.orig_len.max(p.data.len() as u32),
+            captured: p.data.len(),
+            attls: s.attls,
+            session,
+            preview_ascii: Text(head.iter().map(|&b| crate::trace::ebcdic::ascii_printable(b)).collect()),
+            preview_ebcdic: Text(
+                head.iter()
+                    .map(|&b| crate::trace::ebcdic::CodePage::Cp037.printable(b))
+                    .collect(),
+            ),
+        };
+        self.sink.datatrace(&row)?;
+        let mut prow = std::mem::take(&mut self.row);
+        prow.reset();
+        prow.no = p.frame;
+        self.clock.format_into(&mut prow.time, p.time_ns, self.opts.utc_offset);
+        rows::seconds_into(&mut prow.epoch, p.time_ns);
+        rows::seconds_into(&mut prow.delta, self.last_ns.map_or(0, |t| p.time_ns.saturating_sub(t)));
+        self.last_ns = Some(p.time_ns);
+        prow.interface.0.push_str(p.interface);
+        prow.direction = row.direction;
+        prow.local_ip.push_str(&row.local_ip);
+        prow.local_port = row.local_port;
+        prow.remote_ip.push_str(&row.remote_ip);
+        prow.remote_port = row.remote_port;
+        prow.protocol.push_str("data trace");
+        prow.captured = p.data.len();
+        prow.payload = Some(row.bytes);
+        prow.session = session;
+        prow.message.0 = format!("data trace {} record, job {}", s.state, s.job);
+        prow.note.push_str(&p.note);
+        let written = self.sink.packet(&prow);
+        self.row = prow;
+        self.stats.packets += 1;
+        written
+    }
+
     /// Analyses one packet and writes its packets.csv row.
     pub fn packet(&mut self, p: &Input<'_>) -> io::Result<()> {
+        if let Some(s) = &p.socket {
+            return self.data_record(p, s);
+        }
         let v = net::view(p.link, p.data, p.orig_len);
         let outbound = self.direction(p, &v);
         // One row reused from packet to packet: its strings keep their capacity, so

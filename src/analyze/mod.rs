@@ -9,7 +9,7 @@ pub mod rows;
 pub mod stream;
 pub mod tls;
 
-pub use engine::{Analyzer, Input, Options, Stats};
+pub use engine::{Analyzer, Input, Options, Socket, Stats};
 
 /// Direction of stream bytes within a connection: from the client (the side that
 /// opened it) to the server, or back.

@@ -156,8 +156,27 @@ pub struct ExceptionRow {
     pub message: Text,
 }
 
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct DataTraceRow {
+    pub time: String,
+    pub job: Text,
+    pub local_ip: String,
+    pub local_port: Option<u16>,
+    pub remote_ip: String,
+    pub remote_port: Option<u16>,
+    pub direction: &'static str,
+    pub state: String,
+    pub bytes: u32,
+    pub captured: usize,
+    pub attls: &'static str,
+    pub session: Option<u64>,
+    pub preview_ascii: Text,
+    pub preview_ebcdic: Text,
+}
+
 /// Where the analysis puts its rows. `output::csv` writes them; tests collect them.
 pub trait Sink {
+    fn datatrace(&mut self, r: &DataTraceRow) -> std::io::Result<()>;
     fn packet(&mut self, r: &PacketRow) -> std::io::Result<()>;
     fn session(&mut self, r: &SessionRow) -> std::io::Result<()>;
     fn ftp(&mut self, r: &FtpRow) -> std::io::Result<()>;
@@ -166,6 +185,9 @@ pub trait Sink {
 }
 
 impl<T: Sink + ?Sized> Sink for &mut T {
+    fn datatrace(&mut self, r: &DataTraceRow) -> std::io::Result<()> {
+        (**self).datatrace(r)
+    }
     fn packet(&mut self, r: &PacketRow) -> std::io::Result<()> {
         (**self).packet(r)
     }
@@ -191,9 +213,14 @@ pub struct Collect {
     pub ftp: Vec<FtpRow>,
     pub tls: Vec<TlsRow>,
     pub exceptions: Vec<ExceptionRow>,
+    pub datatrace: Vec<DataTraceRow>,
 }
 
 impl Sink for Collect {
+    fn datatrace(&mut self, r: &DataTraceRow) -> std::io::Result<()> {
+        self.datatrace.push(r.clone());
+        Ok(())
+    }
     fn packet(&mut self, r: &PacketRow) -> std::io::Result<()> {
         self.packets.push(r.clone());
         Ok(())

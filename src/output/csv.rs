@@ -6,7 +6,9 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
-use crate::analyze::rows::{ExceptionRow, FtpRow, PacketRow, SessionRow, Sink, Text, TlsRow};
+use crate::analyze::rows::{
+    DataTraceRow, ExceptionRow, FtpRow, PacketRow, SessionRow, Sink, Text, TlsRow,
+};
 
 pub const PACKETS: &[&str] = &[
     "no",
@@ -118,9 +120,20 @@ pub const TLS: &[&str] = &[
 pub const EXCEPTIONS: &[&str] = &[
     "time", "session", "packet", "severity", "category", "message",
 ];
+pub const DATATRACE: &[&str] = &[
+    "time", "job", "local_ip", "local_port", "remote_ip", "remote_port", "direction", "state",
+    "bytes", "captured", "attls", "session", "preview_ascii", "preview_ebcdic",
+];
 
 /// The file name suffixes, in the order `Tables::new` takes its writers.
-pub const NAMES: [&str; 5] = ["packets", "sessions", "ftp", "tls", "exceptions"];
+pub const NAMES: [&str; 6] = [
+    "packets",
+    "sessions",
+    "ftp",
+    "tls",
+    "exceptions",
+    "datatrace",
+];
 
 struct Table<W: Write> {
     w: ::csv::Writer<W>,
@@ -154,27 +167,30 @@ pub struct Tables<W: Write> {
     ftp: Table<W>,
     tls: Table<W>,
     exceptions: Table<W>,
+    datatrace: Table<W>,
 }
 
 impl<W: Write> Tables<W> {
     /// Writers in the order of `NAMES`.
-    pub fn new([p, s, f, t, e]: [W; 5]) -> io::Result<Tables<W>> {
+    pub fn new([p, s, f, t, e, d]: [W; 6]) -> io::Result<Tables<W>> {
         Ok(Tables {
             packets: PacketTable::new(p)?,
             sessions: Table::new(s, SESSIONS)?,
             ftp: Table::new(f, FTP)?,
             tls: Table::new(t, TLS)?,
             exceptions: Table::new(e, EXCEPTIONS)?,
+            datatrace: Table::new(d, DATATRACE)?,
         })
     }
 
-    pub fn finish(self) -> io::Result<[W; 5]> {
+    pub fn finish(self) -> io::Result<[W; 6]> {
         Ok([
             self.packets.finish()?,
             self.sessions.finish()?,
             self.ftp.finish()?,
             self.tls.finish()?,
             self.exceptions.finish()?,
+            self.datatrace.finish()?,
         ])
     }
 }
@@ -293,6 +309,9 @@ fn push_packet(b: &mut Vec<u8>, r: &PacketRow) {
 }
 
 impl<W: Write> Sink for Tables<W> {
+    fn datatrace(&mut self, r: &DataTraceRow) -> io::Result<()> {
+        self.datatrace.row(r)
+    }
     fn packet(&mut self, r: &PacketRow) -> io::Result<()> {
         self.packets.row(r)
     }
@@ -330,6 +349,7 @@ mod tests {
         assert_eq!(header_of(&FtpRow::default()), FTP.join(","));
         assert_eq!(header_of(&TlsRow::default()), TLS.join(","));
         assert_eq!(header_of(&ExceptionRow::default()), EXCEPTIONS.join(","));
+        assert_eq!(header_of(&DataTraceRow::default()), DATATRACE.join(","));
     }
 
     #[test]
@@ -364,14 +384,14 @@ mod tests {
 
     #[test]
     fn bom_header_and_quoting() {
-        let mut t = Tables::new([Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new()])
+        let mut t = Tables::new(Default::default())
             .unwrap_or_else(|_| unreachable!());
         let r = ExceptionRow {
             message: "a, \"quoted\" =x".into(),
             ..Default::default()
         };
         t.exception(&r).ok();
-        let [_, s, _, _, e] = t.finish().unwrap_or_else(|_| unreachable!());
+        let [_, s, _, _, e, _] = t.finish().unwrap_or_else(|_| unreachable!());
         let s = String::from_utf8(s).unwrap_or_default();
         assert!(s.starts_with("\u{feff}session,protocol,"));
         assert_eq!(s.lines().count(), 1, "an empty table still has its header");

@@ -50,7 +50,7 @@ impl<W: Write> Writer<W> {
     /// Writes an IP packet or Ethernet frame; SMC records have no place in an Ethernet
     /// capture and are left out (false), for the caller to count.
     pub fn write(&mut self, p: &Packet) -> Result<bool, Error> {
-        if p.link == Link::Smc {
+        if matches!(p.link, Link::Smc | Link::DataTrace) {
             return Ok(false);
         }
         let ts = Duration::from_nanos(p.time_ns.max(0) as u64);
@@ -61,7 +61,7 @@ impl<W: Write> Writer<W> {
                 orig_len: orig,
                 data: Cow::Borrowed(&p.data),
             },
-            Link::Raw | Link::Smc => {
+            Link::Raw | Link::Smc | Link::DataTrace => {
                 self.frame.clear();
                 let (dst, src) = if p.outbound() {
                     (PEER_MAC, ZOS_MAC)

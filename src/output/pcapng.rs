@@ -61,6 +61,7 @@ pub fn linktype(link: Link) -> DataLink {
         Link::Raw => DataLink::RAW,
         Link::Ethernet => DataLink::ETHERNET,
         Link::Smc => DataLink::USER0,
+        Link::DataTrace => DataLink::WIRESHARK_UPPER_PDU,
     }
 }
 
@@ -69,6 +70,7 @@ fn component(fmt: FormatId) -> &'static str {
         FormatId::OSAENTA => "SYSTCPOT OSAENTA",
         FormatId::EE => "SYSTCPDA Enterprise Extender packet trace",
         FormatId::SMC => "SYSTCPDA SMC trace (records kept whole, layout unpublished)",
+        FormatId::DATA => "SYSTCPDA data trace (socket data as exported PDUs)",
         _ => "SYSTCPDA packet trace",
     }
 }
@@ -86,6 +88,57 @@ pub struct Writer<W: Write> {
     stats: Vec<IfStats>,
     /// The interface of the previous packet.
     last: Option<(String, Link, u32)>,
+    /// Scratch space for exported PDUs (data trace).
+    pdu: Vec<u8>,
+}
+
+/// The LINKTYPE_WIRESHARK_UPPER_PDU header of a data-trace record (formats/pcapng.md):
+/// type-length-value tags, big-endian, values padded to 4 bytes. The dissector is
+/// chosen by port table (`tcp.port`/`udp.port` and the lower, well-known port) so that
+/// Wireshark can tell requests from replies by the ports; addresses and ports come from
+/// the PTHDR, which gives them as the record travelled (source = sender).
+fn exported_pdu_tags(out: &mut Vec<u8>, p: &Packet) {
+    fn tag(out: &mut Vec<u8>, t: u16, v: &[u8]) {
+        let padded = v.len().div_ceil(4) * 4;
+        out.extend_from_slice(&t.to_be_bytes());
+        out.extend_from_slice(&(padded as u16).to_be_bytes());
+        out.extend_from_slice(v);
+        out.resize(out.len() + padded - v.len(), 0);
+    }
+    let h = &p.header;
+    let proto = p.data_trace.as_ref().map_or(0, |d| d.protocol);
+    let ports = h.ports.unwrap_or([0, 0]);
+    let table = match proto {
+        6 => Some(("tcp.port", 2u32)),
+        17 => Some(("udp.port", 3u32)),
+        _ => None,
+    };
+    match table {
+        Some((name, _)) => {
+            tag(out, 14, name.as_bytes());
+            let well_known = match (ports[0], ports[1]) {
+                (0, b) => b,
+                (a, 0) => a,
+                (a, b) => a.min(b),
+            };
+            tag(out, 32, &u32::from(well_known).to_be_bytes());
+        }
+        // Not TCP or UDP: shown as data.
+        None => tag(out, 12, b"data"),
+    }
+    for (t4, t6, a) in [(20u16, 22u16, h.src_ip()), (21, 23, h.dst_ip())] {
+        match a {
+            Some(std::net::IpAddr::V4(v4)) => tag(out, t4, &v4.octets()),
+            Some(std::net::IpAddr::V6(v6)) => tag(out, t6, &v6.octets()),
+            None => {}
+        }
+    }
+    if let Some((_, port_type)) = table {
+        tag(out, 24, &port_type.to_be_bytes());
+        tag(out, 25, &u32::from(ports[0]).to_be_bytes());
+        tag(out, 26, &u32::from(ports[1]).to_be_bytes());
+    }
+    tag(out, 0, &[]);
 }
 
 /// Writes an enhanced packet block (formats/pcapng.md) straight to the output. The
@@ -173,6 +226,7 @@ impl<W: Write> Writer<W> {
             ifaces: HashMap::new(),
             stats: Vec::new(),
             last: None,
+            pdu: Vec::new(),
         })
     }
 
@@ -218,7 +272,7 @@ impl<W: Write> Writer<W> {
         s.first = s.first.min(p.time_ns);
         s.last = s.last.max(p.time_ns);
         s.packets += 1;
-        let comments = if p.discard.is_discard()
+        let mut comments = if p.discard.is_discard()
             || p.abbreviated()
             || p.incomplete
             || p.segments > 1
@@ -231,6 +285,32 @@ impl<W: Write> Writer<W> {
         // epb_flags bits 0-1: 01 inbound, 10 outbound.
         let flags = if p.outbound() { 2 } else { 1 };
         let orig = p.orig_len.max(p.data.len() as u32);
+        if p.link == Link::DataTrace {
+            // An exported PDU: the socket's addresses and ports, the port table entry
+            // that picks the dissector, then the application bytes.
+            self.pdu.clear();
+            exported_pdu_tags(&mut self.pdu, p);
+            let tags = self.pdu.len() as u32;
+            self.pdu.extend_from_slice(&p.data);
+            if let Some(d) = &p.data_trace {
+                comments.push(format!(
+                    "data trace: job {}, {} record{}",
+                    d.job,
+                    d.state_name(),
+                    if p.data.is_empty() { " (no data)" } else { "" }
+                ));
+            }
+            return write_epb(
+                self.w.get_mut(),
+                id,
+                p.time_ns.max(0) as u64,
+                &self.pdu,
+                tags + orig,
+                flags,
+                &comments,
+            )
+            .map_err(Error::Unlocated);
+        }
         write_epb(
             self.w.get_mut(),
             id,

@@ -36,6 +36,50 @@ pub enum Link {
     /// An SMC trace record (format id 8): not IP, its layout unpublished. Kept whole so
     /// nothing the trace holds is lost (pcapng: LINKTYPE_USER0).
     Smc,
+    /// A data-trace record (format id 5): socket data as the application sent or
+    /// received it, no IP or TCP header; the PTHDR names the socket (`DataTrace`).
+    DataTrace,
+}
+
+/// The interface every data-trace record is put on (the 16-byte name field holds the
+/// job name and socket description there, not an interface name).
+pub const DATA_TRACE_INTERFACE: &str = "datatrace";
+
+/// What a data-trace PTHDR says about its socket (formats/datatrace.md). Offsets 0x08
+/// to 0x13 of the PTHDR: job name, then domain, type, protocol and state, one byte each;
+/// their values beyond the IP protocol are not published (`state` especially).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DataTrace {
+    pub job: String,
+    pub domain: u8,
+    pub socket_type: u8,
+    pub protocol: u8,
+    pub state: u8,
+}
+
+impl DataTrace {
+    pub fn from_name(field: &[u8; 16], cp: CodePage) -> DataTrace {
+        let mut job = [0u8; 8];
+        job.copy_from_slice(&field[..8]);
+        DataTrace {
+            job: cp.decode_name(&job),
+            domain: field[8],
+            socket_type: field[9],
+            protocol: field[10],
+            state: field[11],
+        }
+    }
+
+    /// The state byte by name where our convention knows it (1 start, 2 data, 3 end:
+    /// an assumption, IBM does not publish the values), else the number.
+    pub fn state_name(&self) -> String {
+        match self.state {
+            1 => "start".into(),
+            2 => "data".into(),
+            3 => "end".into(),
+            n => n.to_string(),
+        }
+    }
 }
 
 /// One packet, reassembled when it was segmented.
@@ -64,6 +108,8 @@ pub struct Packet {
     /// An OSAENTA record that does not look like an Ethernet frame: why. It is still
     /// written as it is (nothing is dropped), with this as a comment.
     pub not_ethernet: Option<String>,
+    /// A data-trace record's socket description.
+    pub data_trace: Option<DataTrace>,
 }
 
 impl Packet {
@@ -226,6 +272,7 @@ impl Assembler {
             FormatId::PACKET | FormatId::EE => Link::Raw,
             FormatId::OSAENTA => Link::Ethernet,
             FormatId::SMC => Link::Smc,
+            FormatId::DATA => Link::DataTrace,
             _ => {
                 *self.counts.not_converted.entry(fid).or_default() += 1;
                 return;
@@ -313,6 +360,7 @@ impl Assembler {
         }
         self.close_open(report, out);
         let name = match hdr.name {
+            _ if link == Link::DataTrace => DATA_TRACE_INTERFACE.to_string(),
             // The same few interfaces over and over: decode each raw name once.
             Some(n) => match &self.last_name {
                 Some((raw, text)) if *raw == n.0 => text.clone(),
@@ -338,6 +386,9 @@ impl Assembler {
             discard: DiscardCode(hdr.discard()),
             segments: 1,
             incomplete: false,
+            data_trace: (link == Link::DataTrace)
+                .then(|| hdr.name.map(|n| DataTrace::from_name(&n.0, self.opts.code_page)))
+                .flatten(),
             header: hdr,
             not_ethernet: None,
         };

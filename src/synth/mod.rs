@@ -135,6 +135,11 @@ pub struct Options {
     /// Give each repetition its own connections (ephemeral ports moved), as a busy
     /// stack's trace would have, instead of replaying the same ones (benchmarks).
     pub vary_flows: bool,
+    /// Write a data trace (format id 5) instead: per TCP/UDP socket a start record,
+    /// one record per packet payload, an end record (formats/datatrace.md).
+    pub data_trace: bool,
+    /// Job name for data-trace records.
+    pub job: String,
     /// Keep repeating until at least this many trace bytes are written (benchmarks).
     /// Overrides `repeat`. The first repetition is always written whole.
     pub target_bytes: Option<u64>,
@@ -169,6 +174,8 @@ impl Default for Options {
             block_len: MAX_DESCRIBED,
             repeat: 1,
             vary_flows: false,
+            data_trace: false,
+            job: "FTPD1".into(),
             target_bytes: None,
             time_shift_ns: 0,
         }
@@ -294,8 +301,14 @@ pub fn synthesize<R: Read, W: Write>(
         *summary.skipped_reasons.entry(reason).or_default() += n;
     };
 
+    let mut sockets = Sockets::new(opts);
     while reader.next_frame(&mut frame)? {
         match conv.prepare(&frame)? {
+            Ok(p) if opts.data_trace => {
+                for r in sockets.records(&p) {
+                    em.emit(&r, 0, expected.as_deref_mut())?;
+                }
+            }
             Ok(p) => {
                 em.emit(&p, 0, expected.as_deref_mut())?;
                 if replay {
@@ -306,6 +319,9 @@ pub fn synthesize<R: Read, W: Write>(
             }
             Err(reason) => skip(&mut summary, reason, 1),
         }
+    }
+    for r in sockets.close_all() {
+        em.emit(&r, 0, expected.as_deref_mut())?;
     }
     if reader.simple_blocks > 0 {
         let reason = "pcapng simple packet block (no timestamp)".to_string();
@@ -396,6 +412,13 @@ impl Plan {
                 o.record_len,
                 MAX_RECORD >> 20
             )));
+        }
+        if o.data_trace && (o.osaenta || o.repeat > 1 || o.target_bytes.is_some()) {
+            return Err(usage(
+                "a data trace is written from one pass over a packet capture: \
+                 not with OSAENTA, --repeat or --target-size"
+                    .into(),
+            ));
         }
         if !o.osaenta && ![4, 6, 8].contains(&o.format_id) {
             return Err(usage(format!(
@@ -503,7 +526,11 @@ impl Plan {
         let mut name = [0u8; 16];
         name.copy_from_slice(&cp.encode_name(interface, 16));
         Ok(Plan {
-            format_id: if o.osaenta { 7 } else { o.format_id },
+            format_id: match (o.osaenta, o.data_trace) {
+                (true, _) => 7,
+                (false, true) => 5,
+                _ => o.format_id,
+            },
             header_names,
             name,
             buffer_len,
@@ -561,6 +588,9 @@ impl Prepared {
 }
 
 struct Prepared {
+    /// The 16-byte name field, when it is not the interface name (data trace: job
+    /// name and socket description).
+    name: Option<[u8; 16]>,
     /// Capture time (with `time_shift_ns`).
     time_ns: i64,
     /// The traced bytes (abbreviated).
@@ -570,6 +600,123 @@ struct Prepared {
     ip: Option<IpInfo>,
     flags: u8,
     dev_type: u8,
+}
+
+/// Data-trace mode: the sockets seen so far, for their start and end records.
+struct Sockets {
+    job: [u8; 8],
+    /// Open sockets (local, local port, remote, remote port, protocol) -> the last
+    /// record, for the end record written at the end of the capture.
+    open: std::collections::HashMap<(IpAddr, u16, IpAddr, u16, u8), Prepared>,
+    /// In the order they were opened, so end records come out in a stable order.
+    order: Vec<(IpAddr, u16, IpAddr, u16, u8)>,
+    /// Sockets whose end record is written.
+    closed: std::collections::HashSet<(IpAddr, u16, IpAddr, u16, u8)>,
+}
+
+/// Data-trace state values as our synthesizer writes them (IBM does not publish them;
+/// the decoder names these three and shows any other as a number).
+const DT_START: u8 = 1;
+const DT_DATA: u8 = 2;
+const DT_END: u8 = 3;
+
+impl Sockets {
+    fn new(o: &Options) -> Sockets {
+        let mut job = [0x40u8; 8];
+        let enc = CodePage::Cp037.encode(&o.job);
+        for (d, s) in job.iter_mut().zip(enc) {
+            *d = s;
+        }
+        Sockets {
+            job,
+            open: std::collections::HashMap::new(),
+            order: Vec::new(),
+            closed: std::collections::HashSet::new(),
+        }
+    }
+
+    fn record(&self, p: &Prepared, proto: u8, state: u8, data: &[u8], true_len: u32) -> Prepared {
+        let mut name = [0u8; 16];
+        name[..8].copy_from_slice(&self.job);
+        let v6 = p.ip.is_some_and(|i| i.v6);
+        name[8] = if v6 { 19 } else { 2 }; // AF_INET6 / AF_INET as z/OS numbers them
+        name[9] = if proto == 6 { 1 } else { 2 }; // stream / datagram
+        name[10] = proto;
+        name[11] = state;
+        Prepared {
+            name: Some(name),
+            time_ns: p.time_ns,
+            data: data.to_vec(),
+            orig_len: u64::from(true_len),
+            ip: p.ip,
+            flags: p.flags,
+            dev_type: p.dev_type,
+        }
+    }
+
+    /// The data-trace records one captured packet gives: a start record for a new
+    /// socket, a data record for its payload, an end record for its first FIN or RST.
+    fn records(&mut self, p: &Prepared) -> Vec<Prepared> {
+        let v = crate::net::view(crate::packet::Link::Raw, &p.data, p.orig_len as u32);
+        let (Some(src), Some(dst), Some(proto), Some(sp), Some(dp)) =
+            (v.src, v.dst, v.protocol, v.src_port, v.dst_port)
+        else {
+            return Vec::new();
+        };
+        if !matches!(proto, 6 | 17) || v.fragment.is_some_and(|(off, _)| off > 0) {
+            return Vec::new();
+        }
+        let outbound = p.flags & Flags::OUTBOUND != 0;
+        let key = if outbound {
+            (src, sp, dst, dp, proto)
+        } else {
+            (dst, dp, src, sp, proto)
+        };
+        let tcp = v.tcp;
+        let fresh_syn = tcp.is_some_and(|t| t.has(crate::net::Tcp::SYN) && !t.has(crate::net::Tcp::ACK));
+        if fresh_syn {
+            // The same ports again after a close: a new socket.
+            self.closed.remove(&key);
+        }
+        let mut out = Vec::new();
+        let len = v.payload_len.unwrap_or(0);
+        if self.closed.contains(&key) {
+            // Data after the end record (a late retransmission): data only.
+            if len > 0 {
+                out.push(self.record(p, proto, DT_DATA, v.payload, len));
+            }
+            return out;
+        }
+        if !self.open.contains_key(&key) {
+            out.push(self.record(p, proto, DT_START, &[], 0));
+            self.order.push(key);
+        }
+        if len > 0 {
+            out.push(self.record(p, proto, DT_DATA, v.payload, len));
+        }
+        let end = self.record(p, proto, DT_END, &[], 0);
+        if tcp.is_some_and(|t| t.has(crate::net::Tcp::FIN | crate::net::Tcp::RST)) {
+            self.open.remove(&key);
+            self.order.retain(|k| *k != key);
+            self.closed.insert(key);
+            out.push(end);
+        } else {
+            self.open.insert(key, end);
+        }
+        out
+    }
+
+    /// End records for the sockets still open when the capture ends.
+    fn close_all(&mut self) -> Vec<Prepared> {
+        let mut out = Vec::new();
+        for k in std::mem::take(&mut self.order) {
+            if let Some(mut r) = self.open.remove(&k) {
+                r.time_ns += 1_000;
+                out.push(r);
+            }
+        }
+        out
+    }
 }
 
 /// Captured frames -> packets as the trace holds them.
@@ -678,6 +825,7 @@ impl Converter<'_> {
             };
         }
         Ok(Ok(Prepared {
+            name: None,
             time_ns,
             data: bytes,
             orig_len: orig,
@@ -728,7 +876,7 @@ impl<W: Write> Emitter<'_, W> {
         h.dev_type = DeviceType(p.dev_type);
         h.tlen = p.data.len() as u32;
         if let Some(n) = h.name.as_mut() {
-            *n = NameField(self.plan.name);
+            *n = NameField(p.name.unwrap_or(self.plan.name));
         }
         if let Some(t) = h.time.as_mut() {
             *t = cap_tod;
@@ -791,7 +939,9 @@ impl<W: Write> Emitter<'_, W> {
                 } else {
                     p.data.len() as u32
                 },
-                interface: if o.pth_len >= PTH_HAS_NAME {
+                interface: if o.data_trace {
+                    crate::packet::DATA_TRACE_INTERFACE.to_string()
+                } else if o.pth_len >= PTH_HAS_NAME {
                     o.interface_name().to_string()
                 } else {
                     String::new()
