@@ -15,6 +15,8 @@ $Z synth "$C/vlan_pcp_dei_mixed_tagging__zeek.pcapng" -o samples/osaenta_vlan.tr
     --osaenta --discard 3=17
 $Z synth "$C/tcp_fast_retransmit__zeek.pcap" -o samples/discards_abbrev.trace \
     --abbrev 200 --discard-every 5 --discard 2=4114 --interface TCPIPLNK
+$Z synth "$C/ftp_ipv4_active_port_and_passive_pasv__zeek.pcap" -o samples/ftp_datatrace.trace \
+    --data-trace --job FTPD1
 # damaged.trace: ftp_rdw.trace with CTE 15's header (offset 5099, 16 bytes) overwritten
 # with X'FF' and record 3's RDW (offset 8200) replaced by X'12345678'.
 cp samples/ftp_rdw.trace samples/damaged.trace

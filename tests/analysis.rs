@@ -501,3 +501,55 @@ fn tls_matches_zeek_ssl_logs() {
     }
     assert!(compared >= 5, "only {compared} Zeek TLS rows compared");
 }
+
+#[test]
+fn data_trace_rows_name_the_socket_state_and_content() {
+    let cap = common::captures_dir().join("ftp_ipv4_active_port_and_passive_pasv__zeek.pcap");
+    let bytes = std::fs::read(&cap).unwrap();
+    let mut trace = Vec::new();
+    let o = synth::Options {
+        data_trace: true,
+        ..Default::default()
+    };
+    let mut exp = Vec::new();
+    synth::synthesize(&bytes[..], &mut trace, &o, Some(&mut exp)).unwrap();
+    let mut rows = Collect::default();
+    let d = DiscardTable::default();
+    convert::convert_analyzed(
+        &trace[..],
+        Vec::new(),
+        Some((&mut rows, &Default::default())),
+        "t",
+        &convert::Options::default(),
+        &d,
+        |_| {},
+    )
+    .unwrap();
+    let dt = &rows.datatrace;
+    assert_eq!(dt.len(), exp.len());
+    // packets.csv keeps one row per frame, data-trace records included.
+    assert_eq!(rows.packets.len(), exp.len());
+    assert!(dt.iter().all(|r| r.job.0 == "FTPD1"));
+    // Five sockets (the control connection and four data connections), each opened
+    // and closed once.
+    let count = |s: &str| dt.iter().filter(|r| r.state == s).count();
+    assert_eq!((count("start"), count("end")), (5, 5));
+    let greeting = dt.iter().find(|r| r.state == "data").unwrap();
+    assert_eq!((greeting.direction, greeting.remote_port), ("in", Some(21)));
+    assert!(
+        greeting.preview_ascii.0.starts_with("220 ftp.NetBSD.org"),
+        "{}",
+        greeting.preview_ascii.0
+    );
+    assert_eq!(greeting.bytes as usize, greeting.captured);
+    let user = dt
+        .iter()
+        .find(|r| r.preview_ascii.0.starts_with("USER"))
+        .unwrap();
+    assert_eq!(
+        (user.direction, user.local_ip.as_str()),
+        ("out", "141.142.220.235")
+    );
+    // No packet trace in this file: nothing to link to.
+    assert!(dt.iter().all(|r| r.session.is_none()));
+}

@@ -451,3 +451,74 @@ fn osaenta_records_that_are_not_ethernet_are_reported_and_kept() {
             .contains("does not look like an Ethernet frame")
     );
 }
+
+/// The exported-PDU tags in front of a data-trace frame: (tags, payload).
+fn split_exported_pdu(frame: &[u8]) -> (Vec<(u16, Vec<u8>)>, &[u8]) {
+    let mut tags = Vec::new();
+    let mut at = 0;
+    while at + 4 <= frame.len() {
+        let t = u16::from_be_bytes([frame[at], frame[at + 1]]);
+        let l = usize::from(u16::from_be_bytes([frame[at + 2], frame[at + 3]]));
+        at += 4;
+        if t == 0 {
+            return (tags, &frame[at..]);
+        }
+        tags.push((t, frame[at..at + l].to_vec()));
+        at += l;
+    }
+    panic!("no end-of-options tag");
+}
+
+#[test]
+fn data_trace_round_trips_every_capture() {
+    let d = DiscardTable::default();
+    let mut records = 0;
+    for cap in common::captures() {
+        let bytes = std::fs::read(&cap).unwrap();
+        let name = cap.file_name().unwrap().to_string_lossy().into_owned();
+        let o = synth::Options {
+            data_trace: true,
+            straddle: true,
+            max_cte: 1000,
+            ..Default::default()
+        };
+        let (trace, exp) = synthesize(&bytes, &o);
+        let (sum, out) = convert::convert(
+            &trace[..],
+            Vec::new(),
+            &name,
+            &Default::default(),
+            &d,
+            |_| {},
+        )
+        .unwrap();
+        assert!(sum.clean(), "{name}: {}", sum.render(&name, &d));
+        let got = common::read(&out);
+        assert_eq!(got.packets.len(), exp.len(), "{name}");
+        for (i, (p, e)) in got.packets.iter().zip(&exp).enumerate() {
+            let ctx = format!("{name} record {}", i + 1);
+            let iface = &got.ifaces[p.iface];
+            assert_eq!(iface.linktype, 252, "{ctx}: LINKTYPE_WIRESHARK_UPPER_PDU");
+            assert_eq!(iface.name, "datatrace", "{ctx}");
+            let (tags, payload) = split_exported_pdu(&p.data);
+            assert_eq!(payload, &e.data[..], "{ctx}: bytes");
+            assert_eq!(p.ts_ns, e.time_ns, "{ctx}: time");
+            assert_eq!(
+                p.flags,
+                Some(if e.outbound { 2 } else { 1 }),
+                "{ctx}: direction"
+            );
+            let tag_len = (p.data.len() - payload.len()) as u32;
+            assert_eq!(p.origlen - tag_len, e.orig_len, "{ctx}: original length");
+            // A port table and both ports are always there for TCP and UDP sockets.
+            let kinds: Vec<u16> = tags.iter().map(|t| t.0).collect();
+            assert!(kinds.starts_with(&[14, 32]), "{ctx}: {kinds:?}");
+            assert!(
+                kinds.contains(&25) && kinds.contains(&26),
+                "{ctx}: {kinds:?}"
+            );
+            records += 1;
+        }
+    }
+    assert!(records > 1000, "only {records} data-trace records");
+}

@@ -280,3 +280,73 @@ fn tcpdump_and_tcptrace_accept_the_libpcap_output() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn tshark_dissects_ftp_inside_a_data_trace() {
+    if !common::have_tool("tshark") {
+        return;
+    }
+    let dir = tmpdir("datatrace");
+    let o = synth::Options {
+        data_trace: true,
+        ..Default::default()
+    };
+    let (pcapng, exp) = convert_file(
+        &dir,
+        "ftp_ipv4_active_port_and_passive_pasv__zeek.pcap",
+        &o,
+        &["--no-csv"],
+    );
+    let out = Command::new("tshark")
+        .arg("-r")
+        .arg(&pcapng)
+        .args(["-Y", "ftp", "-T", "fields", "-E", "separator=|"])
+        .args([
+            "-e",
+            "frame.number",
+            "-e",
+            "ftp.request.command",
+            "-e",
+            "ftp.request.arg",
+            "-e",
+            "ftp.response.code",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let commands: Vec<String> = text
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split('|').collect();
+            (!f[1].is_empty()).then(|| format!("{} {}", f[1], f[2]).trim().to_string())
+        })
+        .collect();
+    // The control connection's commands, in order, each seen as a request (so the
+    // port table and the addresses told Wireshark which side is the client).
+    for want in [
+        "USER anonymous",
+        "PASS test",
+        "SYST",
+        "PASV",
+        "LIST",
+        "PORT 141,142,220,235,131,46",
+        "QUIT",
+    ] {
+        assert!(
+            commands.iter().any(|c| c == want),
+            "{want} not in {commands:?}"
+        );
+    }
+    let replies = text
+        .lines()
+        .filter(|l| l.split('|').nth(3).is_some_and(|c| !c.is_empty()))
+        .count();
+    assert!(replies >= 10, "{replies} replies dissected");
+    assert!(exp.len() > 40);
+    let _ = std::fs::remove_dir_all(&dir);
+}

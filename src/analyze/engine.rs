@@ -431,7 +431,11 @@ impl<'d, S: Sink> Analyzer<'d, S> {
             captured: p.data.len(),
             attls: s.attls,
             session,
-            preview_ascii: Text(head.iter().map(|&b| crate::trace::ebcdic::ascii_printable(b)).collect()),
+            preview_ascii: Text(
+                head.iter()
+                    .map(|&b| crate::trace::ebcdic::ascii_printable(b))
+                    .collect(),
+            ),
             preview_ebcdic: Text(
                 head.iter()
                     .map(|&b| crate::trace::ebcdic::CodePage::Cp037.printable(b))
@@ -442,9 +446,13 @@ impl<'d, S: Sink> Analyzer<'d, S> {
         let mut prow = std::mem::take(&mut self.row);
         prow.reset();
         prow.no = p.frame;
-        self.clock.format_into(&mut prow.time, p.time_ns, self.opts.utc_offset);
+        self.clock
+            .format_into(&mut prow.time, p.time_ns, self.opts.utc_offset);
         rows::seconds_into(&mut prow.epoch, p.time_ns);
-        rows::seconds_into(&mut prow.delta, self.last_ns.map_or(0, |t| p.time_ns.saturating_sub(t)));
+        rows::seconds_into(
+            &mut prow.delta,
+            self.last_ns.map_or(0, |t| p.time_ns.saturating_sub(t)),
+        );
         self.last_ns = Some(p.time_ns);
         prow.interface.0.push_str(p.interface);
         prow.direction = row.direction;

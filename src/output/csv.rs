@@ -121,8 +121,20 @@ pub const EXCEPTIONS: &[&str] = &[
     "time", "session", "packet", "severity", "category", "message",
 ];
 pub const DATATRACE: &[&str] = &[
-    "time", "job", "local_ip", "local_port", "remote_ip", "remote_port", "direction", "state",
-    "bytes", "captured", "attls", "session", "preview_ascii", "preview_ebcdic",
+    "time",
+    "job",
+    "local_ip",
+    "local_port",
+    "remote_ip",
+    "remote_port",
+    "direction",
+    "state",
+    "bytes",
+    "captured",
+    "attls",
+    "session",
+    "preview_ascii",
+    "preview_ebcdic",
 ];
 
 /// The file name suffixes, in the order `Tables::new` takes its writers.
@@ -384,8 +396,7 @@ mod tests {
 
     #[test]
     fn bom_header_and_quoting() {
-        let mut t = Tables::new(Default::default())
-            .unwrap_or_else(|_| unreachable!());
+        let mut t = Tables::new(Default::default()).unwrap_or_else(|_| unreachable!());
         let r = ExceptionRow {
             message: "a, \"quoted\" =x".into(),
             ..Default::default()

@@ -285,13 +285,15 @@ impl Assembler {
         let pth_len = u16::from_be_bytes([b[off], b[off + 1]]) as usize;
         let hdr = match PtHdr::parse(&b[off..off + pth_len]) {
             Ok(h) => h,
-            Err(e) => {
+            Err(_) => {
+                // Its bytes are already counted as a CTE's: an issue, not skipped bytes.
                 self.counts.bad_headers += 1;
-                report.skip(
+                report.issue(
                     cte.offset,
                     Some(cte.record),
+                    IssueKind::UnknownRecord,
                     b.len() as u64,
-                    &format!("PTHDR not decodable: {e}"),
+                    format!("PTHDR not decodable (PTH_len {pth_len}): record not converted"),
                 );
                 return;
             }
@@ -387,7 +389,10 @@ impl Assembler {
             segments: 1,
             incomplete: false,
             data_trace: (link == Link::DataTrace)
-                .then(|| hdr.name.map(|n| DataTrace::from_name(&n.0, self.opts.code_page)))
+                .then(|| {
+                    hdr.name
+                        .map(|n| DataTrace::from_name(&n.0, self.opts.code_page))
+                })
                 .flatten(),
             header: hdr,
             not_ethernet: None,

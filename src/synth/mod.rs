@@ -673,7 +673,8 @@ impl Sockets {
             (dst, dp, src, sp, proto)
         };
         let tcp = v.tcp;
-        let fresh_syn = tcp.is_some_and(|t| t.has(crate::net::Tcp::SYN) && !t.has(crate::net::Tcp::ACK));
+        let fresh_syn =
+            tcp.is_some_and(|t| t.has(crate::net::Tcp::SYN) && !t.has(crate::net::Tcp::ACK));
         if fresh_syn {
             // The same ports again after a close: a new socket.
             self.closed.remove(&key);

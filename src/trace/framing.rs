@@ -417,6 +417,20 @@ impl<R: Read> Deframer<R> {
                 self.resync_in_block(report, "record runs past the end of its block")?;
                 continue;
             }
+            // One step ahead: where this descriptor says its record ends, the next
+            // descriptor (or the block's end) must be. A length damaged within a block
+            // would otherwise swallow the descriptors after it.
+            // Inside a block only (there the block's own length backs the check):
+            if self.framing == Framing::Bdw && len < self.block_left && self.want(len + 4)? {
+                let next = &self.buf[self.start + len..self.start + len + 4];
+                if rdw(next).is_none() {
+                    self.resync_in_block(
+                        report,
+                        "record length does not lead to the next descriptor in its block",
+                    )?;
+                    continue;
+                }
+            }
             let continues = code == 2 || code == 3;
             if continues != self.in_span {
                 report.issue(

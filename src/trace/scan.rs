@@ -125,6 +125,8 @@ fn score(records: &[Vec<u8>], h: usize) -> (i64, u64) {
         }
         if let Some(hi) = high.take()
             && let Some(&lo) = body.first()
+            // A zero byte left over is fill when a CTE starts this record.
+            && !(hi == 0 && whole_or_straddling(body, 0))
         {
             let l = u16::from_be_bytes([hi, lo]) as usize;
             if l < MIN_LEN {
@@ -143,7 +145,9 @@ fn score(records: &[Vec<u8>], h: usize) -> (i64, u64) {
             carry = 0;
         }
         loop {
-            if p + 1 == body.len() && body[p] != 0 {
+            if p + 1 == body.len() {
+                // The first byte of a length that straddles, or fill: the next record
+                // decides.
                 high = Some(body[p]);
                 break;
             }
@@ -252,7 +256,12 @@ fn learn_header(records: &[Vec<u8>]) -> (usize, i64, u64) {
     // The longest record bounds the search: a short last record (a cut file, a salvaged
     // piece) must not hide the true length.
     let max_len = records.iter().map(Vec::len).max().unwrap_or(0);
-    let top = MAX_HEADER.min(max_len.saturating_sub(2));
+    // A header that left less than a quarter of a record for trace data would make no
+    // sense for a writer; such candidates only fit by chance (a CTE that happens to
+    // start near the end of a record).
+    let top = MAX_HEADER
+        .min(max_len.saturating_sub(2))
+        .min(max_len * 3 / 4);
     let mut best = (0usize, i64::MIN, 0u64);
     // Candidates: offsets where some sample record shows a CTE head, or that a CTE
     // straddling into a record implies. Only the best supported few are scored, so
@@ -816,6 +825,12 @@ impl<R: Read> Scanner<R> {
                 if !self.one_byte_fill(p)? {
                     self.resync(p, cte::Invalid::Trailer.as_str(), false)?;
                 }
+                continue;
+            }
+            // The whole predicate now that the whole CTE is here (the first check may
+            // not have reached PTH_len when the window ended early).
+            if let Err(why) = cte::check(&self.win[p..p + l]) {
+                self.resync(p, why.as_str(), false)?;
                 continue;
             }
             self.pos = p + l;
