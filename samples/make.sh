@@ -25,3 +25,10 @@ printf '\377\377\377\377\377\377\377\377\377\377\377\377\377\377\377\377' |
 printf '\022\064\126\170' | dd of=samples/damaged.trace bs=1 seek=8200 conv=notrunc status=none
 # truncated.trace: the first 7000 bytes of tls_raw_straddle.trace (cut inside CTE 14).
 head -c 7000 samples/tls_raw_straddle.trace > samples/truncated.trace
+# pair_stack.trace + pair_osa.trace: the same FTP packets seen by the stack (packet
+# trace) and by the adapter (OSAENTA), the adapter 25 us ahead inbound and behind
+# outbound; capture frames 5 and 12 discarded by the OSA (codes 17, 3), 9 and 20 by
+# the stack (4114, 8200). `zctrace convert --merge` relates them (path.csv).
+$Z synth "$C/ftp_ipv4_active_port_and_passive_pasv__zeek.pcap" -o samples/pair_stack.trace \
+    --pair samples/pair_osa.trace --osa-delay-ns 25000 \
+    --drop-osa 5=17 --drop-osa 12=3 --drop-stack 9=4114 --drop-stack 20=8200

@@ -2,11 +2,13 @@
 //! summary the user sees. Library functions take `impl Read`/`impl Write` so tests run
 //! them in memory; the binary only adds files, parallelism and exit codes.
 
+use std::cmp::Reverse;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::{Read, Write};
 
 use crate::Error;
+use crate::analyze::path::PathRow;
 use crate::analyze::{self, Analyzer, rows::Sink as RowSink};
 use crate::net::Filter;
 use crate::output::{libpcap, pcapng};
@@ -325,66 +327,87 @@ impl Owned {
     }
 }
 
-/// Trace -> packets -> pcapng/pcap, optionally sending each packet written to the
-/// analysis.
-fn decode<R: Read, W: Write>(
-    src: R,
-    out: W,
+/// Everything done with a decoded packet: the summary counts, the filter, the output
+/// file, the analysis feed and (merges) the path correlation. Shared by `decode` (one
+/// input) and `merge` (several, in time order).
+struct Handler<'a, W: Write> {
+    opts: &'a Options,
+    discards: &'a DiscardTable,
+    sink: Sink<W>,
+    /// The analysis thread's queue; `None` once it stopped (its error is reported).
     feed: Option<std::sync::mpsc::SyncSender<Vec<Owned>>>,
-    source_name: &str,
-    opts: &Options,
-    discards: &DiscardTable,
-    mut progress: impl FnMut(u64),
-) -> Result<(Summary, W), Error> {
-    let mut batch: Vec<Owned> = Vec::with_capacity(BATCH);
-    let mut iface: Option<std::sync::Arc<str>> = None;
-    let mut frames = 0u64;
-    let mut scanner = Scanner::open(src, &opts.scan)?;
-    let layout = scanner.layout().clone();
-    let section = pcapng::Section {
-        source: source_name.to_string(),
-        framing: layout.framing.map_or("?", |f| f.name()).to_string(),
-        header_len: Some(layout.header_len),
-        component: layout.component.clone(),
-        system: layout.system.clone(),
-    };
-    let mut sink = match opts.output {
-        Output::Pcapng => Sink::Pcapng(pcapng::Writer::new(out, &section)?),
-        Output::Libpcap => Sink::Libpcap(libpcap::Writer::new(out)?),
-        Output::None => Sink::None(out),
-    };
-    let mut asm = Assembler::new(opts.packet.clone());
-    let mut sum = Summary::default();
-    let mut failure: Option<Error> = None;
-    // The analysis stopped (its error comes from its thread): stop feeding it.
-    let mut feed = feed;
-    let stop = std::cell::Cell::new(false);
-    let mut run: Option<(String, u64)> = None;
-    let filter_all = opts.filter.is_empty();
-    let mut handle = |p: &Packet, sum: &mut Summary| {
-        if failure.is_some() {
+    batch: Vec<Owned>,
+    iface: Option<std::sync::Arc<str>>,
+    /// Frames written so far (the pcapng frame number of the last one).
+    frames: u64,
+    failure: Option<Error>,
+    /// Stop decoding: the analysis failed.
+    stop: bool,
+    filter_all: bool,
+    /// Per input: a run of packets on one interface, counted before touching the map.
+    runs: Vec<Option<(String, u64)>>,
+    path: Option<PathFeed<'a>>,
+}
+
+/// The path correlation of a merge and where its rows go.
+struct PathFeed<'a> {
+    correlator: analyze::path::Correlator,
+    rows: &'a mut (dyn FnMut(&PathRow) -> std::io::Result<()> + Send),
+}
+
+impl<'a, W: Write> Handler<'a, W> {
+    fn new(
+        out: W,
+        section: &pcapng::Section,
+        inputs: usize,
+        feed: Option<std::sync::mpsc::SyncSender<Vec<Owned>>>,
+        opts: &'a Options,
+        discards: &'a DiscardTable,
+    ) -> Result<Handler<'a, W>, Error> {
+        Ok(Handler {
+            opts,
+            discards,
+            sink: match opts.output {
+                Output::Pcapng => Sink::Pcapng(pcapng::Writer::new(out, section)?),
+                Output::Libpcap => Sink::Libpcap(libpcap::Writer::new(out)?),
+                Output::None => Sink::None(out),
+            },
+            feed,
+            batch: Vec::with_capacity(BATCH),
+            iface: None,
+            frames: 0,
+            failure: None,
+            stop: false,
+            filter_all: opts.filter.is_empty(),
+            runs: vec![None; inputs],
+            path: None,
+        })
+    }
+
+    /// One packet of input `input`, whose summary is `sum`.
+    fn packet(&mut self, p: &Packet, input: usize, sum: &mut Summary) {
+        if self.failure.is_some() {
             return;
         }
         sum.first_ns = Some(sum.first_ns.map_or(p.time_ns, |t| t.min(p.time_ns)));
         sum.last_ns = Some(sum.last_ns.map_or(p.time_ns, |t| t.max(p.time_ns)));
-        // Runs of packets on one interface are counted before touching the map.
-        match &mut run {
+        match &mut self.runs[input] {
             Some((name, n)) if *name == p.interface => *n += 1,
-            _ => {
+            run => {
                 if let Some((name, n)) = run.take() {
                     *sum.interfaces.entry(name).or_default() += n;
                 }
-                run = Some((p.interface.clone(), 1));
+                *run = Some((p.interface.clone(), 1));
             }
         }
         if p.discard.is_discard() {
             *sum.discards.entry(p.discard.0).or_default() += 1;
         }
-        if !filter_all && !opts.filter.matches(p) {
+        if !self.filter_all && !self.opts.filter.matches(p) {
             return;
         }
-        let r = match &mut sink {
-            Sink::Pcapng(w) => w.write(p, discards).map(|()| true),
+        let r = match &mut self.sink {
+            Sink::Pcapng(w) => w.write(p, self.discards).map(|()| true),
             Sink::Libpcap(w) => w.write(p),
             Sink::None(_) => Ok(true),
         };
@@ -396,20 +419,46 @@ fn decode<R: Read, W: Write>(
                 sum.left_out += 1;
                 return;
             }
-            Err(e) => failure = Some(e),
+            Err(e) => {
+                self.failure = Some(e);
+                return;
+            }
         }
-        frames += 1;
-        if let Some(tx) = &feed {
-            let name = match &iface {
+        self.frames += 1;
+        if let Some(pf) = &mut self.path {
+            let side = match p.format.0 {
+                4 | 6 => Some(analyze::path::Side::Stack),
+                7 => Some(analyze::path::Side::Osa),
+                _ => None,
+            };
+            if let Some(side) = side {
+                let s = analyze::path::Sighting {
+                    side,
+                    frame: self.frames,
+                    time_ns: p.time_ns,
+                    outbound: p.outbound(),
+                    link: p.link,
+                    data: &p.data,
+                    orig_len: p.orig_len,
+                    discard: p.discard,
+                };
+                if let Err(e) = pf.correlator.push(&s, self.discards, &mut pf.rows) {
+                    self.failure = Some(Error::Unlocated(e));
+                    return;
+                }
+            }
+        }
+        if let Some(tx) = &self.feed {
+            let name = match &self.iface {
                 Some(i) if **i == *p.interface => i.clone(),
                 _ => {
                     let i: std::sync::Arc<str> = p.interface.as_str().into();
-                    iface = Some(i.clone());
+                    self.iface = Some(i.clone());
                     i
                 }
             };
-            batch.push(Owned {
-                frame: frames,
+            self.batch.push(Owned {
+                frame: self.frames,
                 time_ns: p.time_ns,
                 interface: name,
                 outbound: p.outbound(),
@@ -420,52 +469,435 @@ fn decode<R: Read, W: Write>(
                 note: packet_note(p),
                 socket: socket_of(p),
             });
-            if batch.len() >= BATCH
+            if self.batch.len() >= BATCH
                 && tx
-                    .send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)))
+                    .send(std::mem::replace(
+                        &mut self.batch,
+                        Vec::with_capacity(BATCH),
+                    ))
                     .is_err()
             {
                 // The analysis failed: stop here, its error is the one to report.
-                feed = None;
-                stop.set(true);
+                self.feed = None;
+                self.stop = true;
             }
         }
-    };
-    let mut n = 0u64;
-    loop {
-        if stop.get() {
-            break;
+    }
+
+    /// Flushes the counts of input `input` into its summary.
+    fn close_input(&mut self, input: usize, sum: &mut Summary) {
+        if let Some((name, n)) = self.runs[input].take() {
+            *sum.interfaces.entry(name).or_default() += n;
         }
+    }
+
+    /// Ends the output; returns the path statistics (merges) and the writer.
+    fn finish(mut self) -> Result<(Option<analyze::path::Stats>, W), Error> {
+        if let Some(tx) = self.feed.take()
+            && !self.batch.is_empty()
+        {
+            let _ = tx.send(std::mem::take(&mut self.batch));
+        }
+        if let Some(e) = self.failure {
+            return Err(e);
+        }
+        let path = match self.path {
+            Some(pf) => Some(
+                pf.correlator
+                    .finish(self.discards, &mut { pf.rows })
+                    .map_err(Error::Unlocated)?,
+            ),
+            None => None,
+        };
+        let out = match self.sink {
+            Sink::Pcapng(w) => w.finish()?,
+            Sink::Libpcap(w) => w.finish(),
+            Sink::None(w) => w,
+        };
+        Ok((path, out))
+    }
+}
+
+fn section_of(source_name: &str, layout: &Layout) -> pcapng::Section {
+    pcapng::Section {
+        source: source_name.to_string(),
+        framing: layout.framing.map_or("?", |f| f.name()).to_string(),
+        header_len: Some(layout.header_len),
+        component: layout.component.clone(),
+        system: layout.system.clone(),
+        parts: Vec::new(),
+    }
+}
+
+/// Trace -> packets -> pcapng/pcap, optionally sending each packet written to the
+/// analysis.
+fn decode<R: Read, W: Write>(
+    src: R,
+    out: W,
+    feed: Option<std::sync::mpsc::SyncSender<Vec<Owned>>>,
+    source_name: &str,
+    opts: &Options,
+    discards: &DiscardTable,
+    mut progress: impl FnMut(u64),
+) -> Result<(Summary, W), Error> {
+    let mut scanner = Scanner::open(src, &opts.scan)?;
+    let section = section_of(source_name, scanner.layout());
+    let mut h = Handler::new(out, &section, 1, feed, opts, discards)?;
+    let mut asm = Assembler::new(opts.packet.clone());
+    let mut sum = Summary::default();
+    let mut n = 0u64;
+    while !h.stop {
         let (cte, report) = scanner.next_split()?;
         let Some(cte) = cte else { break };
-        asm.push(&cte, report, &mut |p| handle(p, &mut sum));
+        asm.push(&cte, report, &mut |p| h.packet(p, 0, &mut sum));
         n += 1;
         if n.is_multiple_of(4096) {
             progress(report.bytes_read);
         }
     }
-    asm.finish(scanner.report_mut(), &mut |p| handle(p, &mut sum));
-    if let Some((name, n)) = run {
-        *sum.interfaces.entry(name).or_default() += n;
-    }
-    if let Some(tx) = feed
-        && !batch.is_empty()
-    {
-        let _ = tx.send(batch);
-    }
-    if let Some(e) = failure {
-        return Err(e);
-    }
+    asm.finish(scanner.report_mut(), &mut |p| h.packet(p, 0, &mut sum));
+    h.close_input(0, &mut sum);
+    let (_, out) = h.finish()?;
     progress(scanner.report().bytes_read);
-    let out = match sink {
-        Sink::Pcapng(w) => w.finish()?,
-        Sink::Libpcap(w) => w.finish(),
-        Sink::None(w) => w,
-    };
     sum.layout = scanner.layout().clone();
     sum.counts = asm.counts;
     sum.report = scanner.into_report();
     Ok((sum, out))
+}
+
+/// What a merge gave: one summary per input (its decoding, and the packets it
+/// contributed) and the analyses of the merged stream.
+#[derive(Clone, Debug, Default)]
+pub struct Merged {
+    pub inputs: Vec<(String, Summary)>,
+    /// Packets written to the merged output.
+    pub written: u64,
+    /// Packets written after a later one: displaced in their input by more than the
+    /// merge's reorder window ([`REORDER`] packets).
+    pub out_of_order: u64,
+    pub analysis: Option<analyze::Stats>,
+    /// The adapter/stack correlation (path.csv), when asked for.
+    pub path: Option<analyze::path::Stats>,
+}
+
+impl Merged {
+    pub fn clean(&self) -> bool {
+        self.inputs.iter().all(|(_, s)| s.clean())
+    }
+
+    /// The summary printed by `convert --merge`: each input's, then the merged output's.
+    pub fn render(&self, name: &str, discards: &DiscardTable) -> String {
+        let mut s = String::new();
+        for (n, sum) in &self.inputs {
+            let mut one = sum.clone();
+            one.analysis = None;
+            s += &one.render(n, discards);
+        }
+        let _ = writeln!(
+            s,
+            "{name}: {} inputs merged in time order, {} packets written",
+            self.inputs.len(),
+            self.written
+        );
+        if self.out_of_order > 0 {
+            let _ = writeln!(
+                s,
+                "  {} packets out of time order (displaced by more than {REORDER} packets in their input)",
+                self.out_of_order
+            );
+        }
+        if let Some(p) = &self.path {
+            s += &p.render();
+        }
+        if let Some(a) = &self.analysis {
+            s += &a.render();
+        }
+        s
+    }
+}
+
+/// Packets a merge holds back to put them in time order: within one input records
+/// may be slightly out of order (several processors filling trace buffers; the
+/// adapter and stack clocks of a synthesized pair), and a k-way merge alone would keep
+/// that disorder.
+pub const REORDER: usize = 4096;
+
+/// A packet waiting in the merge's reorder heap: earliest time first, then the order
+/// in which the inputs gave them.
+struct Queued {
+    time_ns: i64,
+    seq: u64,
+    input: usize,
+    packet: Packet,
+}
+
+impl PartialEq for Queued {
+    fn eq(&self, o: &Queued) -> bool {
+        (self.time_ns, self.seq) == (o.time_ns, o.seq)
+    }
+}
+
+impl Eq for Queued {}
+
+impl PartialOrd for Queued {
+    fn partial_cmp(&self, o: &Queued) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+
+impl Ord for Queued {
+    fn cmp(&self, o: &Queued) -> std::cmp::Ordering {
+        (self.time_ns, self.seq).cmp(&(o.time_ns, o.seq))
+    }
+}
+
+/// A message from a merge's decoding thread.
+enum Decoded {
+    Layout(Layout),
+    Packets(Vec<Packet>),
+}
+
+/// Decodes one input of a merge on its own thread: its layout first, then its packets
+/// in batches. Returns the input's counts and report.
+fn decode_input<R: Read>(
+    src: R,
+    tx: std::sync::mpsc::SyncSender<Decoded>,
+    opts: &Options,
+    read: &std::sync::atomic::AtomicU64,
+) -> Result<(Layout, Counts, Report), Error> {
+    use std::sync::atomic::Ordering;
+    let mut scanner = Scanner::open(src, &opts.scan)?;
+    if tx.send(Decoded::Layout(scanner.layout().clone())).is_err() {
+        return Ok((
+            scanner.layout().clone(),
+            Counts::default(),
+            Report::default(),
+        ));
+    }
+    let mut asm = Assembler::new(opts.packet.clone());
+    let mut batch = Vec::with_capacity(BATCH);
+    let mut gone = false;
+    let mut n = 0u64;
+    let send = |batch: &mut Vec<Packet>, gone: &mut bool| {
+        if !batch.is_empty() && !*gone {
+            let full = std::mem::replace(batch, Vec::with_capacity(BATCH));
+            *gone = tx.send(Decoded::Packets(full)).is_err();
+        }
+    };
+    while !gone {
+        let (cte, report) = scanner.next_split()?;
+        let Some(cte) = cte else { break };
+        asm.push(&cte, report, &mut |p| batch.push(p.clone()));
+        if batch.len() >= BATCH {
+            send(&mut batch, &mut gone);
+        }
+        n += 1;
+        if n.is_multiple_of(4096) {
+            read.store(report.bytes_read, Ordering::Relaxed);
+        }
+    }
+    asm.finish(scanner.report_mut(), &mut |p| batch.push(p.clone()));
+    send(&mut batch, &mut gone);
+    read.store(scanner.report().bytes_read, Ordering::Relaxed);
+    Ok((scanner.layout().clone(), asm.counts, scanner.into_report()))
+}
+
+/// Where a merge's path.csv rows go, and the match window.
+pub struct PathOutput<'a> {
+    pub rows: &'a mut (dyn FnMut(&PathRow) -> std::io::Result<()> + Send),
+    /// How far apart in time two sightings of one packet may be.
+    pub window_ns: i64,
+    /// Offset from UTC for the time columns.
+    pub utc_offset: Option<i32>,
+}
+
+/// `convert --merge`: several traces (TRCOUTnn data sets, several stacks, or an
+/// OSAENTA trace beside a packet trace) decoded each on a thread of its own and
+/// written as one output in time order: at every step the input whose next packet is
+/// earliest goes first (ties: the earlier input), through a reorder heap of
+/// [`REORDER`] packets that also straightens small disorder within an input. Larger
+/// displacements (a wrapped data set) stay as they are and are counted. Frame numbers
+/// (CSV `no`, path.csv) are those of the merged output. With `path`, every OSAENTA
+/// packet is matched with its packet-trace sighting (`analyze::path`). Memory: a few
+/// batches per input and the reorder heap.
+#[allow(clippy::too_many_arguments)]
+pub fn merge<R: Read + Send, W: Write>(
+    inputs: Vec<(String, R)>,
+    out: W,
+    tables: Option<(&mut (dyn RowSink + Send), &analyze::Options)>,
+    path: Option<PathOutput<'_>>,
+    opts: &Options,
+    discards: &DiscardTable,
+    mut progress: impl FnMut(u64),
+) -> Result<(Merged, W), Error> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let names: Vec<String> = inputs.iter().map(|(n, _)| n.clone()).collect();
+    let read: Vec<AtomicU64> = names.iter().map(|_| AtomicU64::new(0)).collect();
+    std::thread::scope(|scope| {
+        let mut rxs = Vec::new();
+        let mut workers = Vec::new();
+        for ((name, src), read) in inputs.into_iter().zip(&read) {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Decoded>(BATCHES_IN_FLIGHT);
+            rxs.push(rx);
+            workers.push(
+                scope.spawn(move || decode_input(src, tx, opts, read).map_err(|e| (name, e))),
+            );
+        }
+        let (feed, analysis) = match tables {
+            Some((sink, aopts)) => {
+                let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Owned>>(BATCHES_IN_FLIGHT);
+                let worker = scope.spawn(move || -> std::io::Result<analyze::Stats> {
+                    let mut a = Analyzer::new(sink, aopts.clone(), discards);
+                    for batch in rx {
+                        for o in &batch {
+                            a.packet(&o.input())?;
+                        }
+                    }
+                    Ok(a.finish()?.1)
+                });
+                (Some(tx), Some(worker))
+            }
+            None => (None, None),
+        };
+        // The layouts first (a failed input sends none: its error comes from its join).
+        let mut parts = Vec::new();
+        for (rx, name) in rxs.iter().zip(&names) {
+            if let Ok(Decoded::Layout(l)) = rx.recv() {
+                parts.push(section_of(name, &l));
+            }
+        }
+        type Run<W> = (Vec<Summary>, Option<analyze::path::Stats>, W, u64);
+        let merged_run = (|| -> Result<Run<W>, Error> {
+            if parts.len() < names.len() {
+                // An input could not be opened: its thread's error says why.
+                return Err(Error::Unlocated(std::io::Error::other("input failed")));
+            }
+            let section = pcapng::Section {
+                source: names.join(", "),
+                framing: String::new(),
+                header_len: None,
+                component: None,
+                system: None,
+                parts,
+            };
+            let mut h = Handler::new(out, &section, names.len(), feed, opts, discards)?;
+            if let Some(p) = path {
+                h.path = Some(PathFeed {
+                    correlator: analyze::path::Correlator::new(p.window_ns, p.utc_offset),
+                    rows: p.rows,
+                });
+            }
+            let mut sums = vec![Summary::default(); names.len()];
+            let mut queues: Vec<std::collections::VecDeque<Packet>> =
+                names.iter().map(|_| Default::default()).collect();
+            let mut open: Vec<bool> = vec![true; names.len()];
+            let mut steps = 0u64;
+            let mut reorder = std::collections::BinaryHeap::<Reverse<Queued>>::new();
+            let mut last_ns = i64::MIN;
+            let mut out_of_order = 0u64;
+            let mut emit = |q: Queued, h: &mut Handler<'_, W>, sums: &mut [Summary]| {
+                if q.time_ns < last_ns {
+                    out_of_order += 1;
+                }
+                last_ns = last_ns.max(q.time_ns);
+                h.packet(&q.packet, q.input, &mut sums[q.input]);
+            };
+            loop {
+                // Refill empty queues; an input whose channel closed is done.
+                for i in 0..queues.len() {
+                    while open[i] && queues[i].is_empty() {
+                        match rxs[i].recv() {
+                            Ok(Decoded::Packets(b)) => queues[i].extend(b),
+                            Ok(Decoded::Layout(_)) => {}
+                            Err(_) => open[i] = false,
+                        }
+                    }
+                }
+                let next = queues
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, q)| q.front().map(|p| (p.time_ns, i)))
+                    .min();
+                let Some((_, i)) = next else { break };
+                if h.stop {
+                    break;
+                }
+                if let Some(p) = queues[i].pop_front() {
+                    reorder.push(Reverse(Queued {
+                        time_ns: p.time_ns,
+                        seq: steps,
+                        input: i,
+                        packet: p,
+                    }));
+                    if reorder.len() > REORDER
+                        && let Some(Reverse(q)) = reorder.pop()
+                    {
+                        emit(q, &mut h, &mut sums);
+                    }
+                }
+                steps += 1;
+                if steps.is_multiple_of(4096) {
+                    progress(read.iter().map(|r| r.load(Ordering::Relaxed)).sum());
+                }
+            }
+            while let Some(Reverse(q)) = reorder.pop() {
+                if h.stop {
+                    break;
+                }
+                emit(q, &mut h, &mut sums);
+            }
+            for (i, s) in sums.iter_mut().enumerate() {
+                h.close_input(i, s);
+            }
+            let (path, out) = h.finish()?;
+            Ok((sums, path, out, out_of_order))
+        })();
+        // Unblock the decoders (a failure above leaves them waiting to send).
+        drop(rxs);
+        let mut decoded = Vec::new();
+        let mut first_error = None;
+        for w in workers {
+            match w.join() {
+                Ok(Ok(x)) => decoded.push(x),
+                Ok(Err((name, e))) => {
+                    first_error.get_or_insert(Error::Input(name, Box::new(e)));
+                }
+                Err(_) => {
+                    first_error.get_or_insert(Error::Unlocated(std::io::Error::other(
+                        "decoding thread panicked",
+                    )));
+                }
+            }
+        }
+        let stats = analysis.map(|w| {
+            w.join()
+                .unwrap_or_else(|_| Err(std::io::Error::other("analysis thread panicked")))
+                .map_err(Error::Unlocated)
+        });
+        if let Some(e) = first_error {
+            return Err(e);
+        }
+        if let Some(Err(e)) = stats {
+            return Err(e);
+        }
+        let (sums, path, out, out_of_order) = merged_run?;
+        progress(read.iter().map(|r| r.load(Ordering::Relaxed)).sum());
+        let mut m = Merged {
+            path,
+            out_of_order,
+            analysis: stats.and_then(Result::ok),
+            ..Merged::default()
+        };
+        for ((name, mut sum), (layout, counts, report)) in names.into_iter().zip(sums).zip(decoded)
+        {
+            m.written += sum.written;
+            sum.layout = layout;
+            sum.counts = counts;
+            sum.report = report;
+            m.inputs.push((name, sum));
+        }
+        Ok((m, out))
+    })
 }
 
 /// packets.csv `note`: what the pcapng comments say, discards aside (they have columns).

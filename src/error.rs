@@ -19,6 +19,9 @@ pub enum Error {
     Usage(String),
     #[error("pcap writer: {0}")]
     Pcap(String),
+    /// One input of several (`convert --merge`) failed.
+    #[error("{0}: {1}")]
+    Input(String, Box<Error>),
 }
 
 impl Error {

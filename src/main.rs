@@ -53,6 +53,18 @@ enum Cmd {
         /// Times in the CSV tables at this offset from UTC (+01:00, -0500) instead of UTC.
         #[arg(long, value_parser = parse_offset, allow_hyphen_values = true)]
         localtime: Option<i32>,
+        /// Combine all inputs into one time-ordered output (TRCOUTnn data sets, several
+        /// stacks, or an OSAENTA trace with the packet trace of the same traffic, which
+        /// also gives NAME.path.csv).
+        #[arg(long)]
+        merge: bool,
+        /// Name of the merged outputs (NAME.pcapng, NAME.*.csv).
+        #[arg(long, default_value = "merged", requires = "merge")]
+        name: String,
+        /// --merge: how far apart (ms) the adapter's and the stack's sightings of one
+        /// packet may be.
+        #[arg(long = "path-window-ms", default_value_t = 1000, requires = "merge")]
+        path_window_ms: u64,
         #[command(flatten)]
         decode: DecodeArgs,
         #[command(flatten)]
@@ -231,6 +243,21 @@ struct SynthArgs {
     /// Job name of the data-trace records.
     #[arg(long, default_value = "FTPD1")]
     job: String,
+    /// Also write an OSAENTA trace of the same packets to this file (the adapter's view
+    /// beside the stack's, for `convert --merge`).
+    #[arg(long)]
+    pair: Option<PathBuf>,
+    /// --pair: adapter to stack latency in ns (the OSAENTA record is earlier inbound,
+    /// later outbound).
+    #[arg(long = "osa-delay-ns", default_value_t = 20_000, requires = "pair")]
+    osa_delay_ns: i64,
+    /// --pair: capture frame N is discarded by the adapter with OSA code CODE: N=CODE
+    /// (repeatable).
+    #[arg(long = "drop-osa", value_parser = parse_discard, requires = "pair")]
+    drop_osa: Vec<(u64, u16)>,
+    /// --pair: capture frame N is discarded by the stack with CODE: N=CODE (repeatable).
+    #[arg(long = "drop-stack", value_parser = parse_discard, requires = "pair")]
+    drop_stack: Vec<(u64, u16)>,
 }
 
 fn parse_time_source(s: &str) -> Result<TimeSource, String> {
@@ -346,11 +373,27 @@ fn run(cli: Cli) -> Result<Status> {
             quiet,
             no_csv,
             localtime,
+            merge,
+            name,
+            path_window_ms,
             decode,
             filter,
-        } => convert_files(
-            &traces, &out, libpcap, !no_csv, localtime, quiet, &decode, &filter,
-        ),
+        } => {
+            let c = ConvertArgs {
+                out,
+                libpcap,
+                csv: !no_csv,
+                localtime,
+                quiet,
+            };
+            if merge {
+                let window =
+                    i64::try_from(path_window_ms.saturating_mul(1_000_000)).unwrap_or(i64::MAX);
+                convert_merged(&traces, &c, &name, window, &decode, &filter)
+            } else {
+                convert_files(&traces, &c, &decode, &filter)
+            }
+        }
         Cmd::Analyze {
             inputs,
             out,
@@ -673,17 +716,42 @@ fn analyze_files(
     report_batch(inputs, &results, &shown, quiet, &discards)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn convert_files(
-    traces: &[PathBuf],
-    out: &Path,
+/// The `convert` options shared by separate and merged conversion.
+struct ConvertArgs {
+    out: PathBuf,
     libpcap: bool,
     csv: bool,
     localtime: Option<i32>,
     quiet: bool,
+}
+
+fn progress_bars(quiet: bool) -> (MultiProgress, ProgressStyle) {
+    let multi = MultiProgress::with_draw_target(if quiet || !io::stderr().is_terminal() {
+        ProgressDrawTarget::hidden()
+    } else {
+        ProgressDrawTarget::stderr()
+    });
+    let style =
+        ProgressStyle::with_template("{prefix:>20} {bar:30} {bytes}/{total_bytes} {bytes_per_sec}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar());
+    (multi, style)
+}
+
+fn convert_files(
+    traces: &[PathBuf],
+    c: &ConvertArgs,
     decode: &DecodeArgs,
     filter: &FilterArgs,
 ) -> Result<Status> {
+    let ConvertArgs {
+        out,
+        libpcap,
+        csv,
+        localtime,
+        quiet,
+    } = c;
+    let (out, libpcap, csv, quiet) = (out.as_path(), *libpcap, *csv, *quiet);
+    let localtime = *localtime;
     let discards = decode.discards()?;
     std::fs::create_dir_all(out)
         .with_context(|| format!("{}: cannot create directory", out.display()))?;
@@ -698,14 +766,7 @@ fn convert_files(
         utc_offset: localtime,
     };
     let dests = output_names(traces, out, if libpcap { "pcap" } else { "pcapng" });
-    let multi = MultiProgress::with_draw_target(if quiet || !io::stderr().is_terminal() {
-        ProgressDrawTarget::hidden()
-    } else {
-        ProgressDrawTarget::stderr()
-    });
-    let style =
-        ProgressStyle::with_template("{prefix:>20} {bar:30} {bytes}/{total_bytes} {bytes_per_sec}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar());
+    let (multi, style) = progress_bars(quiet);
     let results: Vec<Result<convert::Summary>> = traces
         .par_iter()
         .zip(dests.par_iter())
@@ -719,6 +780,146 @@ fn convert_files(
         })
         .collect();
     report_batch(traces, &results, &dests, quiet, &discards)
+}
+
+/// `convert --merge`: all inputs into one output NAME.pcapng (or .pcap) with its CSV
+/// tables and NAME.path.csv.
+fn convert_merged(
+    traces: &[PathBuf],
+    c: &ConvertArgs,
+    name: &str,
+    window_ns: i64,
+    decode: &DecodeArgs,
+    filter: &FilterArgs,
+) -> Result<Status> {
+    let discards = decode.discards()?;
+    if name.is_empty() || name.contains(['/', '\\']) {
+        bail!("--name {name:?}: give a file name without directories");
+    }
+    std::fs::create_dir_all(&c.out)
+        .with_context(|| format!("{}: cannot create directory", c.out.display()))?;
+    let opts = decode.options(
+        filter,
+        if c.libpcap {
+            Output::Libpcap
+        } else {
+            Output::Pcapng
+        },
+    );
+    let analysis = zctrace::analyze::Options {
+        local: Vec::new(),
+        utc_offset: c.localtime,
+    };
+    let dest = c.out.join(format!(
+        "{name}.{}",
+        if c.libpcap { "pcap" } else { "pcapng" }
+    ));
+    let mut dests = vec![dest.clone()];
+    if c.csv {
+        dests.extend(csv_names(&dest));
+        let mut p = dest.with_extension("").into_os_string();
+        p.push(format!(".{}.csv", zctrace::output::csv::PATH_NAME));
+        dests.push(PathBuf::from(p));
+    }
+    for t in traces {
+        if dests.iter().any(|d| same_file(t, d)) {
+            bail!("{}: output would overwrite the input", t.display());
+        }
+    }
+    let mut inputs = Vec::new();
+    let mut total = 0u64;
+    for t in traces {
+        let f = File::open(t).with_context(|| format!("{}: cannot open", t.display()))?;
+        total += f.metadata().map_or(0, |m| m.len());
+        inputs.push((t.display().to_string(), f));
+    }
+    let (multi, style) = progress_bars(c.quiet);
+    let bar = multi.add(ProgressBar::new(total).with_style(style));
+    bar.set_prefix(name.to_string());
+    let (outs, mut writers) = Outputs::create(dests)?;
+    let main = writers.remove(0);
+    let mut path_table = None;
+    let mut tables = None;
+    if c.csv {
+        let path_w = writers.pop();
+        let made = csv_tables(std::mem::take(&mut writers)).and_then(|t| {
+            let p = path_w.ok_or_else(|| anyhow::anyhow!("internal: no path.csv writer"))?;
+            Ok((t, zctrace::output::csv::PathTable::new(p)?))
+        });
+        match made {
+            Ok((t, p)) => {
+                tables = Some(t);
+                path_table = Some(p);
+            }
+            Err(e) => {
+                outs.abort();
+                return Err(e);
+            }
+        }
+    }
+    let mut rows = |r: &zctrace::analyze::path::PathRow| match &mut path_table {
+        Some(t) => t.row(r),
+        None => Ok(()),
+    };
+    let result = convert::merge(
+        inputs,
+        main,
+        tables.as_mut().map(|t| {
+            (
+                t as &mut (dyn zctrace::analyze::rows::Sink + Send),
+                &analysis,
+            )
+        }),
+        c.csv.then_some(convert::PathOutput {
+            rows: &mut rows,
+            window_ns,
+            utc_offset: c.localtime,
+        }),
+        &opts,
+        &discards,
+        |n| bar.set_position(n),
+    );
+    let (merged, main) = match result {
+        Ok(x) => x,
+        Err(e) => {
+            outs.abort();
+            return Err(anyhow::Error::new(e));
+        }
+    };
+    let mut all = vec![main];
+    if let Some(t) = tables {
+        let finished = t.finish().map_err(anyhow::Error::new).and_then(|ws| {
+            let p = path_table
+                .take()
+                .ok_or_else(|| anyhow::anyhow!("internal: no path table"))?;
+            Ok((ws, p.finish()?))
+        });
+        match finished {
+            Ok((ws, p)) => {
+                all.extend(ws);
+                all.push(p);
+            }
+            Err(e) => {
+                outs.abort();
+                return Err(e);
+            }
+        }
+    }
+    outs.commit(all)?;
+    bar.finish_and_clear();
+    if !c.quiet {
+        let mut stdout = io::stdout().lock();
+        write!(stdout, "{}", merged.render(name, &discards))?;
+        writeln!(stdout, "  wrote {}", dest.display())?;
+        stdout.flush()?;
+    } else if !merged.clean() {
+        eprintln!("{name}: problems in the inputs (run without --quiet for details)");
+    }
+    Ok(if merged.clean() {
+        Status::Clean
+    } else {
+        Status::Problems
+    })
 }
 
 fn report_batch(
@@ -813,19 +1014,40 @@ fn synth_file(a: SynthArgs) -> Result<Status> {
         target_bytes: a.target_size,
         ..synth::Options::default()
     };
-    let f =
-        File::open(&a.capture).with_context(|| format!("{}: cannot open", a.capture.display()))?;
-    let tmp = a.out.with_extension("synth.tmp");
+    let mut runs = vec![(a.out.clone(), o.clone())];
+    if let Some(pair_out) = &a.pair {
+        if a.osaenta || a.data_trace {
+            bail!(
+                "--pair writes a packet trace and an OSAENTA trace: leave out --osaenta and --data-trace"
+            );
+        }
+        let pair = synth::Pair {
+            delay_ns: a.osa_delay_ns,
+            drop_osa: a.drop_osa.clone(),
+            drop_stack: a.drop_stack.clone(),
+        };
+        let (stack, osa) = pair.options(&o);
+        runs = vec![(a.out.clone(), stack), (pair_out.clone(), osa)];
+    }
+    for (out, o) in &runs {
+        synth_one(&a.capture, out, o)?;
+    }
+    Ok(Status::Clean)
+}
+
+fn synth_one(capture: &Path, out: &Path, o: &synth::Options) -> Result<()> {
+    let f = File::open(capture).with_context(|| format!("{}: cannot open", capture.display()))?;
+    let tmp = out.with_extension("synth.tmp");
     let w = BufWriter::with_capacity(
         1 << 20,
         File::create(&tmp).with_context(|| format!("{}: cannot create", tmp.display()))?,
     );
-    let s = synth::synthesize(io::BufReader::with_capacity(1 << 20, f), w, &o, None)
-        .with_context(|| a.capture.display().to_string())?;
-    std::fs::rename(&tmp, &a.out)?;
+    let s = synth::synthesize(io::BufReader::with_capacity(1 << 20, f), w, o, None)
+        .with_context(|| capture.display().to_string())?;
+    std::fs::rename(&tmp, out)?;
     println!(
         "{}: {} packets in {} CTEs, {} records, {} bytes; {} frames not convertible{}",
-        a.out.display(),
+        out.display(),
         s.packets,
         s.ctes,
         s.records,
@@ -844,5 +1066,5 @@ fn synth_file(a: SynthArgs) -> Result<Status> {
             )
         }
     );
-    Ok(Status::Clean)
+    Ok(())
 }

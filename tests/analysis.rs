@@ -550,6 +550,89 @@ fn data_trace_rows_name_the_socket_state_and_content() {
         (user.direction, user.local_ip.as_str()),
         ("out", "141.142.220.235")
     );
-    // No packet trace in this file: nothing to link to.
-    assert!(dt.iter().all(|r| r.session.is_none()));
+    // No packet trace in this file: each socket has a row of its own, which every
+    // record of the socket names.
+    let control = dt.iter().filter(|r| r.remote_port == Some(21));
+    let ids: std::collections::BTreeSet<Option<u64>> = control.map(|r| r.session).collect();
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    let id = ids.into_iter().next().flatten().expect("a session id");
+    let row = rows
+        .sessions
+        .iter()
+        .find(|s| s.session == id)
+        .expect("the socket's sessions.csv row");
+    assert_eq!(row.interface.0, "datatrace");
+    assert_eq!(row.data_job.0, "FTPD1");
+    let sent: u64 = dt
+        .iter()
+        .filter(|r| r.session == Some(id) && r.direction == "out" && r.state == "data")
+        .map(|r| u64::from(r.bytes))
+        .sum();
+    assert_eq!(row.data_bytes_out, Some(sent));
+    assert!(sent > 100);
+}
+
+/// A data trace merged with the packet trace of the same traffic: every socket's
+/// data-trace totals land on the packet trace's session of its endpoints, and equal
+/// that session's TCP payload bytes in each direction (the synthesizer wrote one data
+/// record per packet payload).
+#[test]
+fn data_trace_totals_join_their_packet_trace_sessions() {
+    let mut checked = 0;
+    for cap_path in common::captures() {
+        let name = cap_path.file_name().unwrap().to_string_lossy().into_owned();
+        if !(name.starts_with("ftp") || name.starts_with("tls12")) {
+            continue;
+        }
+        let cap = std::fs::read(&cap_path).unwrap();
+        let mut packets = Vec::new();
+        let mut data = Vec::new();
+        synth::synthesize(&cap[..], &mut packets, &synth::Options::default(), None).unwrap();
+        let o = synth::Options {
+            data_trace: true,
+            ..Default::default()
+        };
+        synth::synthesize(&cap[..], &mut data, &o, None).unwrap();
+        let mut rows = Collect::default();
+        let (m, _) = convert::merge(
+            vec![
+                ("packets".to_string(), &packets[..]),
+                ("data".to_string(), &data[..]),
+            ],
+            std::io::sink(),
+            Some((&mut rows, &Default::default())),
+            None,
+            &convert::Options::default(),
+            &DiscardTable::default(),
+            |_| {},
+        )
+        .unwrap();
+        assert!(m.clean(), "{name}");
+        assert!(
+            rows.sessions.iter().all(|s| s.interface.0 != "datatrace"),
+            "{name}: a socket without its packet-trace session"
+        );
+        let ids: std::collections::BTreeSet<u64> =
+            rows.sessions.iter().map(|s| s.session).collect();
+        assert!(
+            rows.datatrace
+                .iter()
+                .all(|d| d.session.is_some_and(|i| ids.contains(&i))),
+            "{name}: every data record names its session"
+        );
+        for s in rows.sessions.iter().filter(|s| s.protocol == "TCP") {
+            if s.payload_in + s.payload_out == 0 {
+                continue;
+            }
+            assert_eq!(
+                (s.data_bytes_in, s.data_bytes_out),
+                (Some(s.payload_in), Some(s.payload_out)),
+                "{name}: session {}",
+                s.session
+            );
+            assert_eq!(s.data_job.0, "FTPD1");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 20, "{checked} sessions checked");
 }

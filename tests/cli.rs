@@ -292,3 +292,109 @@ fn localtime_writes_csv_times_at_an_offset() {
     ]);
     assert_eq!(bad.status.code(), Some(2));
 }
+
+#[test]
+fn synth_pair_then_merge_gives_one_pcapng_and_path_csv() {
+    let dir = tmpdir("merge");
+    let cap = common::captures_dir().join("ftp_passive_pasv_retr__suricata.pcap");
+    let (stack, osa) = (dir.join("stack.trace"), dir.join("osa.trace"));
+    let out = zctrace(&[
+        "synth".as_ref(),
+        cap.as_os_str(),
+        "-o".as_ref(),
+        stack.as_os_str(),
+        "--pair".as_ref(),
+        osa.as_os_str(),
+        "--osa-delay-ns".as_ref(),
+        "40000".as_ref(),
+        "--drop-osa".as_ref(),
+        "4=17".as_ref(),
+        "--drop-stack".as_ref(),
+        "8=4114".as_ref(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let outdir = dir.join("out");
+    let out = zctrace(&[
+        "convert".as_ref(),
+        "--merge".as_ref(),
+        "--name".as_ref(),
+        "both".as_ref(),
+        stack.as_os_str(),
+        osa.as_os_str(),
+        "-o".as_ref(),
+        outdir.as_os_str(),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}{out:?}");
+    assert!(
+        text.contains("2 inputs merged in time order, 125 packets written"),
+        "{text}"
+    );
+    assert!(
+        text.contains("min 40000 ns, mean 40000 ns, max 40000 ns"),
+        "{text}"
+    );
+    let mut files: Vec<String> = std::fs::read_dir(&outdir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    assert_eq!(
+        files,
+        [
+            "both.datatrace.csv",
+            "both.exceptions.csv",
+            "both.ftp.csv",
+            "both.packets.csv",
+            "both.path.csv",
+            "both.pcapng",
+            "both.sessions.csv",
+            "both.tls.csv",
+        ]
+    );
+    let path = std::fs::read_to_string(outdir.join("both.path.csv")).unwrap();
+    let rows: Vec<&str> = path.lines().skip(1).collect();
+    assert_eq!(rows.len(), 63, "one row per packet");
+    let dropped: Vec<&&str> = rows.iter().filter(|r| r.contains("dropped")).collect();
+    assert_eq!(dropped.len(), 2, "{dropped:?}");
+    assert!(
+        dropped.iter().any(|r| r.contains(",osa-dropped,17,")),
+        "{dropped:?}"
+    );
+    assert!(
+        dropped
+            .iter()
+            .any(|r| r.contains(",stack-dropped,4114,IP_MAC_BRDCST")),
+        "{dropped:?}"
+    );
+    // Both views in one pcapng, in time order.
+    let got = common::read(&std::fs::read(outdir.join("both.pcapng")).unwrap());
+    let mut names: Vec<&str> = got.ifaces.iter().map(|i| i.name.as_str()).collect();
+    names.sort();
+    assert_eq!(names, ["EZANTAOSA1", "OSAQDIO1"]);
+    assert!(got.packets.windows(2).all(|w| w[0].ts_ns <= w[1].ts_ns));
+    assert!(
+        got.shb_comments
+            .iter()
+            .any(|c| c.starts_with("merged in time order:") && c.contains("SYSTCPOT")),
+        "{:?}",
+        got.shb_comments
+    );
+}
+
+#[test]
+fn merge_with_a_missing_input_fails_with_2_and_leaves_nothing() {
+    let dir = tmpdir("merge-missing");
+    let out = zctrace(&[
+        "convert".as_ref(),
+        "--merge".as_ref(),
+        sample("ftp_rdw.trace").as_os_str(),
+        dir.join("nope.trace").as_os_str(),
+        "-o".as_ref(),
+        dir.join("out").as_os_str(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nope.trace: cannot open"));
+    assert!(!dir.join("out/merged.pcapng").exists());
+}

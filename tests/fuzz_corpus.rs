@@ -70,3 +70,13 @@ fn corpus_stream() {
 fn corpus_analysis() {
     assert!(replay("analysis", zctrace::fuzzing::analysis) > 5);
 }
+
+#[test]
+fn corpus_path() {
+    assert!(replay("path", zctrace::fuzzing::path) > 5);
+}
+
+#[test]
+fn corpus_merge() {
+    assert!(replay("merge", zctrace::fuzzing::merge) > 5);
+}

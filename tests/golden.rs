@@ -84,3 +84,47 @@ fn samples_match_their_golden_dump_summary_and_tables() {
     }
     assert!(n >= 5);
 }
+
+#[test]
+fn merged_pair_matches_its_golden_summary_tables_and_path() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let golden = root.join("tests/golden");
+    let d = DiscardTable::default();
+    let stack = std::fs::read(root.join("samples/pair_stack.trace")).unwrap();
+    let osa = std::fs::read(root.join("samples/pair_osa.trace")).unwrap();
+    let mut tables = Tables::new(Default::default()).unwrap();
+    let mut path = csv::PathTable::new(Vec::new()).unwrap();
+    let mut rows = |r: &zctrace::analyze::path::PathRow| path.row(r);
+    let (m, _) = convert::merge(
+        vec![
+            ("pair_stack.trace".to_string(), &stack[..]),
+            ("pair_osa.trace".to_string(), &osa[..]),
+        ],
+        std::io::sink(),
+        Some((&mut tables, &Default::default())),
+        Some(convert::PathOutput {
+            rows: &mut rows,
+            window_ns: 1_000_000_000,
+            utc_offset: None,
+        }),
+        &Default::default(),
+        &d,
+        |_| {},
+    )
+    .unwrap();
+    let name = "merged_pair";
+    check(
+        &golden.join(format!("{name}.summary.txt")),
+        &m.render(name, &d),
+    );
+    for (table, text) in csv::NAMES.iter().zip(tables.finish().unwrap()) {
+        check(
+            &golden.join(format!("{name}.{table}.csv")),
+            &String::from_utf8(text).unwrap(),
+        );
+    }
+    check(
+        &golden.join(format!("{name}.path.csv")),
+        &String::from_utf8(path.finish().unwrap()).unwrap(),
+    );
+}

@@ -350,3 +350,79 @@ fn tshark_dissects_ftp_inside_a_data_trace() {
     assert!(exp.len() > 40);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn tshark_reads_a_merged_pair_as_both_views_on_one_timeline() {
+    if !common::have_tool("tshark") {
+        return;
+    }
+    let dir = tmpdir("merge");
+    let cap = std::fs::read(common::captures_dir().join("tls12__zeek.pcap")).unwrap();
+    let (so, oo) = synth::Pair {
+        delay_ns: 30_000,
+        drop_osa: vec![(4, 17)],
+        drop_stack: vec![(6, 4114)],
+    }
+    .options(&synth::Options::default());
+    let mut paths = Vec::new();
+    let mut counts = Vec::new();
+    for (name, o) in [("stack.trace", &so), ("osa.trace", &oo)] {
+        let mut trace = Vec::new();
+        let mut exp = Vec::new();
+        synth::synthesize(&cap[..], &mut trace, o, Some(&mut exp)).unwrap();
+        std::fs::write(dir.join(name), &trace).unwrap();
+        paths.push(dir.join(name));
+        counts.push(exp.len());
+    }
+    let out = Command::new(common::bin())
+        .args(["convert", "--merge", "--quiet", "--no-csv"])
+        .args(&paths)
+        .arg("-o")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let out = Command::new("tshark")
+        .arg("-r")
+        .arg(dir.join("merged.pcapng"))
+        .args(["-T", "fields", "-E", "separator=|"])
+        .args([
+            "-e",
+            "frame.interface_name",
+            "-e",
+            "frame.time_epoch",
+            "-e",
+            "tcp.seq_raw",
+            "-e",
+            "frame.comment",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split('|').collect()).collect();
+    assert_eq!(rows.len(), counts[0] + counts[1]);
+    let osa = rows.iter().filter(|r| r[0] == "EZANTAOSA1").count();
+    let stack = rows.iter().filter(|r| r[0] == "OSAQDIO1").count();
+    assert_eq!((stack, osa), (counts[0], counts[1]));
+    // One timeline: tshark's times never go back.
+    let times: Vec<f64> = rows.iter().map(|r| r[1].parse().unwrap()).collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
+    // Each view's discard is a comment tshark shows.
+    let comments: Vec<&str> = rows
+        .iter()
+        .map(|r| r[3])
+        .filter(|c| !c.is_empty())
+        .collect();
+    assert!(
+        comments
+            .iter()
+            .any(|c| c.contains("discarded: OSA discard 17")),
+        "{comments:?}"
+    );
+    assert!(
+        comments.iter().any(|c| c.contains("discarded: 4114")),
+        "{comments:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -127,6 +127,11 @@ struct Key {
     remote_port: u16,
     /// ICMP: echo identifier or message type.
     extra: u16,
+    /// Whose view: 0 the stack's (IP packets: packet trace, EE, capture reduced to IP),
+    /// 1 the adapter's (Ethernet frames: OSAENTA). A merge of an OSAENTA trace with a
+    /// packet trace sees every packet twice; kept apart, neither view's sessions count
+    /// the other's sightings as retransmissions.
+    view: u8,
 }
 
 impl Key {
@@ -221,6 +226,42 @@ struct Session {
     ftp_login: &'static str,
     ftp_failures: u64,
     tls: Option<TlsRow>,
+    /// What the data trace recorded on this connection's socket.
+    data: Option<DataTotals>,
+}
+
+/// Per-socket data-trace totals (sessions.csv `data_*` columns).
+#[derive(Clone, Debug, Default)]
+struct DataTotals {
+    job: String,
+    /// Records of every state (start, data, end).
+    records: u64,
+    /// Application bytes received and sent by z/OS (true lengths).
+    bytes: [u64; 2],
+    attls: &'static str,
+}
+
+impl DataTotals {
+    fn add(&mut self, s: &Socket, outbound: bool, bytes: u32) {
+        if self.job.is_empty() {
+            self.job = s.job.clone();
+        }
+        self.records += 1;
+        if s.state == "data" {
+            self.bytes[usize::from(outbound)] += u64::from(bytes);
+        }
+        if !s.attls.is_empty() {
+            self.attls = s.attls;
+        }
+    }
+}
+
+/// A data-trace socket with no session of the packet trace: its own sessions.csv row.
+struct DataSocket {
+    id: u64,
+    start_ns: i64,
+    end_ns: i64,
+    totals: DataTotals,
 }
 
 /// Running totals for the statistics summary.
@@ -296,11 +337,14 @@ pub struct Analyzer<'d, S: Sink> {
     sessions: Map<Key, Session>,
     next_id: u64,
     last_ns: Option<i64>,
-    /// FTP data endpoints announced: (address, port) -> (control session, row index).
-    expect: Map<(IpAddr, u16), (u64, usize)>,
+    /// FTP data endpoints announced: (view, address, port) -> (control session, row
+    /// index).
+    expect: Map<(u8, IpAddr, u16), (u64, usize)>,
     /// Control session id -> key (to reach a control session from its data session).
     controls: Map<u64, Key>,
     failures_by_addr: Map<IpAddr, (u64, i64)>,
+    /// Data-trace sockets no packet-trace session matched, until their end record.
+    data_sockets: Map<Key, DataSocket>,
     /// Ports of fragmented datagrams by (source, destination, protocol, IP id).
     fragments: Map<(IpAddr, IpAddr, u8, u32), (u16, u16)>,
     packets_seen: u64,
@@ -382,6 +426,7 @@ impl<'d, S: Sink> Analyzer<'d, S> {
             next_id: 1,
             last_ns: None,
             expect: Map::default(),
+            data_sockets: Map::default(),
             controls: Map::default(),
             failures_by_addr: Map::default(),
             fragments: Map::default(),
@@ -402,18 +447,36 @@ impl<'d, S: Sink> Analyzer<'d, S> {
         } else {
             (s.dst, s.dst_port, s.src, s.src_port)
         };
+        let bytes = p.orig_len.max(p.data.len() as u32);
+        // The stack's session of the socket, else the adapter's, else a row of the
+        // socket's own.
         let session = match (local, remote) {
-            (Some(l), Some(r)) => self
-                .sessions
-                .get(&Key {
+            (Some(l), Some(r)) => {
+                let key = |view| Key {
                     proto: s.protocol,
                     local: l,
                     local_port: lport,
                     remote: r,
                     remote_port: rport,
                     extra: 0,
-                })
-                .map(|x| x.id),
+                    view,
+                };
+                // Both ends local (loopback): the session may be keyed from the other
+                // end, and then in and out swap.
+                let found = [0, 1]
+                    .into_iter()
+                    .flat_map(|view| [(key(view), outbound), (key(view).reversed(), !outbound)])
+                    .find(|(k, _)| self.sessions.contains_key(k));
+                match found.and_then(|(k, out)| Some((self.sessions.get_mut(&k)?, out))) {
+                    Some((sess, out)) => {
+                        sess.data
+                            .get_or_insert_with(DataTotals::default)
+                            .add(s, out, bytes);
+                        Some(sess.id)
+                    }
+                    None => Some(self.data_socket(key(0), p, s, outbound, bytes)?),
+                }
+            }
             _ => None,
         };
         let text = |a: Option<IpAddr>| a.map(|a| a.to_string()).unwrap_or_default();
@@ -427,7 +490,7 @@ impl<'d, S: Sink> Analyzer<'d, S> {
             remote_port: Some(rport),
             direction: if outbound { "out" } else { "in" },
             state: s.state.clone(),
-            bytes: p.orig_len.max(p.data.len() as u32),
+            bytes,
             captured: p.data.len(),
             attls: s.attls,
             session,
@@ -470,6 +533,74 @@ impl<'d, S: Sink> Analyzer<'d, S> {
         self.row = prow;
         self.stats.packets += 1;
         written
+    }
+
+    /// A data-trace record of a socket the packet trace has no session for: counted on
+    /// the socket's own sessions.csv row, written at its end record (or at the end).
+    /// Returns the row's session id.
+    fn data_socket(
+        &mut self,
+        key: Key,
+        p: &Input<'_>,
+        s: &Socket,
+        outbound: bool,
+        bytes: u32,
+    ) -> io::Result<u64> {
+        // Loopback: the socket's other end may have opened the row.
+        let (key, outbound) = if !self.data_sockets.contains_key(&key)
+            && self.data_sockets.contains_key(&key.reversed())
+        {
+            (key.reversed(), !outbound)
+        } else {
+            (key, outbound)
+        };
+        let d = match self.data_sockets.get_mut(&key) {
+            Some(d) => d,
+            None => {
+                let id = self.next_id;
+                self.next_id += 1;
+                self.stats.sessions += 1;
+                self.data_sockets.entry(key).or_insert(DataSocket {
+                    id,
+                    start_ns: p.time_ns,
+                    end_ns: p.time_ns,
+                    totals: DataTotals::default(),
+                })
+            }
+        };
+        d.end_ns = d.end_ns.max(p.time_ns);
+        d.totals.add(s, outbound, bytes);
+        let id = d.id;
+        if s.state == "end" {
+            self.flush_data_socket(&key)?;
+        }
+        Ok(id)
+    }
+
+    fn flush_data_socket(&mut self, key: &Key) -> io::Result<()> {
+        let Some(d) = self.data_sockets.remove(key) else {
+            return Ok(());
+        };
+        let tz = self.opts.utc_offset;
+        let with_ports = matches!(key.proto, 6 | 17);
+        let row = SessionRow {
+            session: d.id,
+            protocol: match key.proto {
+                6 => "TCP".into(),
+                17 => "UDP".into(),
+                n => n.to_string(),
+            },
+            local_ip: key.local.to_string(),
+            local_port: with_ports.then_some(key.local_port),
+            remote_ip: key.remote.to_string(),
+            remote_port: with_ports.then_some(key.remote_port),
+            interface: Text(crate::packet::DATA_TRACE_INTERFACE.into()),
+            start: iso8601_at(d.start_ns, tz),
+            end: iso8601_at(d.end_ns, tz),
+            duration: rows::seconds(d.end_ns.saturating_sub(d.start_ns)),
+            ..SessionRow::default()
+        };
+        self.sink.session(&with_data(row, Some(&d.totals)))
     }
 
     /// Analyses one packet and writes its packets.csv row.
@@ -593,7 +724,15 @@ impl<'d, S: Sink> Analyzer<'d, S> {
             None
         };
         if let (Some(local), Some(remote), Some(proto)) = (local, remote, v.protocol) {
-            let key = flow_key(proto, local, local_port, remote, remote_port, &v);
+            let key = flow_key(
+                proto,
+                local,
+                local_port,
+                remote,
+                remote_port,
+                &v,
+                view_of(p),
+            );
             if let Some(port) = service_port(local_port, remote_port) {
                 let st = self.stats.by_port.entry(port).or_default();
                 st.0 += 1;
@@ -620,7 +759,7 @@ impl<'d, S: Sink> Analyzer<'d, S> {
                 let session = m
                     .quoted
                     .as_ref()
-                    .and_then(|q| self.quoted_session(q))
+                    .and_then(|q| self.quoted_session(q, view_of(p)))
                     .or(row.session);
                 self.exception(
                     p.time_ns,
@@ -665,7 +804,7 @@ impl<'d, S: Sink> Analyzer<'d, S> {
         is_local(v.src) || !is_local(v.dst) && v.src.is_none()
     }
 
-    fn quoted_session(&self, q: &msg::Quoted) -> Option<u64> {
+    fn quoted_session(&self, q: &msg::Quoted, view: u8) -> Option<u64> {
         let sport = q.src_port.unwrap_or(0);
         let dport = q.dst_port.unwrap_or(0);
         [(q.src, sport, q.dst, dport), (q.dst, dport, q.src, sport)]
@@ -678,6 +817,7 @@ impl<'d, S: Sink> Analyzer<'d, S> {
                     remote: r,
                     remote_port: rp,
                     extra: 0,
+                    view,
                 };
                 self.sessions.get(&key).map(|s| s.id)
             })
@@ -796,7 +936,7 @@ impl<'d, S: Sink> Analyzer<'d, S> {
             }
             let waits = data.is_some() && !refused;
             if let Some(d) = data.filter(|_| waits)
-                && let Some(old) = self.expect.insert((d.ip, d.port), (s.id, idx))
+                && let Some(old) = self.expect.insert((s.key.view, d.ip, d.port), (s.id, idx))
             {
                 superseded.push(old);
             }
@@ -891,6 +1031,7 @@ impl<'d, S: Sink> Analyzer<'d, S> {
             ftp_login: "",
             ftp_failures: 0,
             tls: None,
+            data: None,
         };
         let (server, server_port) = if initiator_local {
             (key.remote, key.remote_port)
@@ -899,8 +1040,8 @@ impl<'d, S: Sink> Analyzer<'d, S> {
         };
         match key.proto {
             6 => {
-                if let Some(&(ctl, idx)) = self.expect.get(&(server, server_port)) {
-                    self.expect.remove(&(server, server_port));
+                if let Some(&(ctl, idx)) = self.expect.get(&(key.view, server, server_port)) {
+                    self.expect.remove(&(key.view, server, server_port));
                     s.app = "ftp-data";
                     s.ftp_role = "data";
                     s.ftp_control = Some(ctl);
@@ -995,6 +1136,12 @@ impl<'d, S: Sink> Analyzer<'d, S> {
         keys.sort();
         for (_, _, k) in keys {
             self.flush(&k)?;
+        }
+        let mut sockets: Vec<(u64, Key)> =
+            self.data_sockets.iter().map(|(k, d)| (d.id, *k)).collect();
+        sockets.sort();
+        for (_, k) in sockets {
+            self.flush_data_socket(&k)?;
         }
         let mut brute: Vec<(IpAddr, u64, i64)> = self
             .failures_by_addr
@@ -1249,7 +1396,7 @@ impl<'d, S: Sink> Analyzer<'d, S> {
         }
         // Its announcements that are still open die with it.
         self.expect.retain(|_, v| v.0 != s.id);
-        let row = session_row(&s, state, history, s.tz);
+        let row = with_data(session_row(&s, state, history, s.tz), s.data.as_ref());
         self.sink.session(&row)?;
         for (t, sess, sev, cat, m) in exceptions {
             self.exception(t, sess, None, sev, cat, m)?;
@@ -1707,7 +1854,20 @@ fn session_row(s: &Session, state: &'static str, history: String, tz: Option<i32
         tls_sni: tls.map(|t| t.sni.clone()).unwrap_or_default(),
         tls_alpn: tls.map(|t| t.alpn.clone()).unwrap_or_default(),
         tls_established: tls.map(|t| t.established).unwrap_or(""),
+        ..SessionRow::default()
     }
+}
+
+/// The `data_*` columns of a sessions.csv row.
+fn with_data(mut r: SessionRow, d: Option<&DataTotals>) -> SessionRow {
+    if let Some(d) = d {
+        r.data_job = Text(d.job.clone());
+        r.data_records = Some(d.records);
+        r.data_bytes_in = Some(d.bytes[0]);
+        r.data_bytes_out = Some(d.bytes[1]);
+        r.data_attls = d.attls;
+    }
+    r
 }
 
 /// Zeek's conn_state from what each side did. `orig` is the initiator.
@@ -1803,6 +1963,7 @@ fn flow_key(
     remote: IpAddr,
     remote_port: Option<u16>,
     v: &View<'_>,
+    view: u8,
 ) -> Key {
     let mut extra = 0;
     if matches!(proto, 1 | 58) && !v.ip.is_empty() {
@@ -1826,5 +1987,11 @@ fn flow_key(
         remote,
         remote_port: remote_port.unwrap_or(0),
         extra,
+        view,
     }
+}
+
+/// `Key::view` of a packet.
+fn view_of(p: &Input<'_>) -> u8 {
+    u8::from(p.link == Link::Ethernet)
 }

@@ -5,6 +5,7 @@
 pub mod engine;
 pub mod ftp;
 pub mod msg;
+pub mod path;
 pub mod rows;
 pub mod stream;
 pub mod tls;

@@ -105,6 +105,13 @@ pub struct SessionRow {
     pub tls_sni: Text,
     pub tls_alpn: Text,
     pub tls_established: &'static str,
+    /// Data trace of the socket (empty without one): job, records, application bytes
+    /// received and sent, AT-TLS status.
+    pub data_job: Text,
+    pub data_records: Option<u64>,
+    pub data_bytes_in: Option<u64>,
+    pub data_bytes_out: Option<u64>,
+    pub data_attls: &'static str,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]

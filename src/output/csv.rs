@@ -6,6 +6,7 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
+use crate::analyze::path::PathRow;
 use crate::analyze::rows::{
     DataTraceRow, ExceptionRow, FtpRow, PacketRow, SessionRow, Sink, Text, TlsRow,
 };
@@ -81,6 +82,11 @@ pub const SESSIONS: &[&str] = &[
     "tls_sni",
     "tls_alpn",
     "tls_established",
+    "data_job",
+    "data_records",
+    "data_bytes_in",
+    "data_bytes_out",
+    "data_attls",
 ];
 pub const FTP: &[&str] = &[
     "time",
@@ -136,6 +142,44 @@ pub const DATATRACE: &[&str] = &[
     "preview_ascii",
     "preview_ebcdic",
 ];
+
+/// path.csv (`convert --merge`), outputs.md section 10.
+pub const PATH: &[&str] = &[
+    "no_osa",
+    "no_stack",
+    "time_osa",
+    "time_stack",
+    "latency_ns",
+    "local_ip",
+    "local_port",
+    "remote_ip",
+    "remote_port",
+    "protocol",
+    "direction",
+    "where",
+    "code",
+    "discard",
+];
+
+/// File name suffix of path.csv.
+pub const PATH_NAME: &str = "path";
+
+/// path.csv: the rows of `analyze::path`.
+pub struct PathTable<W: Write>(Table<W>);
+
+impl<W: Write> PathTable<W> {
+    pub fn new(out: W) -> io::Result<PathTable<W>> {
+        Ok(PathTable(Table::new(out, PATH)?))
+    }
+
+    pub fn row(&mut self, r: &PathRow) -> io::Result<()> {
+        self.0.row(r)
+    }
+
+    pub fn finish(self) -> io::Result<W> {
+        self.0.finish()
+    }
+}
 
 /// The file name suffixes, in the order `Tables::new` takes its writers.
 pub const NAMES: [&str; 6] = [
@@ -362,6 +406,7 @@ mod tests {
         assert_eq!(header_of(&TlsRow::default()), TLS.join(","));
         assert_eq!(header_of(&ExceptionRow::default()), EXCEPTIONS.join(","));
         assert_eq!(header_of(&DataTraceRow::default()), DATATRACE.join(","));
+        assert_eq!(header_of(&PathRow::default()), PATH.join(","));
     }
 
     #[test]

@@ -28,10 +28,16 @@ pub struct Section {
     pub header_len: Option<usize>,
     pub component: Option<String>,
     pub system: Option<String>,
+    /// A merge (`convert --merge`): the sections of the inputs, in their order.
+    pub parts: Vec<Section>,
 }
 
 impl Section {
     pub fn comment(&self) -> String {
+        if !self.parts.is_empty() {
+            let v: Vec<String> = self.parts.iter().map(Section::comment).collect();
+            return format!("merged in time order: {}", v.join(" | "));
+        }
         let mut s = format!(
             "z/OS component trace {}; framing {}",
             self.source, self.framing

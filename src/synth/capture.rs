@@ -52,6 +52,8 @@ pub(super) struct Frame {
     /// Length on the wire as the capture states it (never below the captured length).
     pub orig_len: u64,
     pub data: Vec<u8>,
+    /// 1-based number of this frame in the capture (kept by the caller).
+    pub number: u64,
 }
 
 /// Units per second and offset of one pcapng interface.

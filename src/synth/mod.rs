@@ -148,6 +148,63 @@ pub struct Options {
     /// that window (e.g. made-up timestamps near 0) need a shift. [`Expected::time_ns`]
     /// includes it.
     pub time_shift_ns: i64,
+    /// (capture frame number, discard code): like `discard`, but numbered by the
+    /// capture's frames (1-based, every frame counted, converted or not), so that an
+    /// OSAENTA trace and a packet trace made from one capture name the same packets.
+    /// Takes precedence over `discard` and `discard_every`.
+    pub frame_discard: Vec<(u64, u16)>,
+    /// Capture frame numbers not written when the packet is inbound / outbound (a
+    /// packet dropped before this trace point saw it).
+    pub omit_in: Vec<u64>,
+    pub omit_out: Vec<u64>,
+    /// Added to the time of inbound / outbound packets (the adapter sees an inbound
+    /// packet before the stack and an outbound one after it).
+    pub delay_in_ns: i64,
+    pub delay_out_ns: i64,
+}
+
+/// An OSAENTA trace and a packet trace of the same traffic (`synth --pair`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Pair {
+    /// Adapter to stack latency: the OSAENTA record of an inbound packet is this much
+    /// earlier than the packet trace's, an outbound one this much later.
+    pub delay_ns: i64,
+    /// (capture frame number, OSA discard code 1-4095): the adapter discards the packet.
+    /// Inbound it then never reaches the stack; outbound the stack trace has it.
+    pub drop_osa: Vec<(u64, u16)>,
+    /// (capture frame number, stack discard code): the stack discards the packet.
+    /// Outbound it then never reaches the adapter; inbound the adapter trace has it.
+    pub drop_stack: Vec<(u64, u16)>,
+}
+
+impl Pair {
+    /// The options of the packet trace and of the OSAENTA trace, from `base` (whose
+    /// own `osaenta`, discard and delay settings are replaced).
+    pub fn options(&self, base: &Options) -> (Options, Options) {
+        let frames = |v: &[(u64, u16)]| v.iter().map(|&(n, _)| n).collect::<Vec<_>>();
+        let stack = Options {
+            osaenta: false,
+            data_trace: false,
+            frame_discard: self.drop_stack.clone(),
+            omit_in: frames(&self.drop_osa),
+            omit_out: Vec::new(),
+            delay_in_ns: 0,
+            delay_out_ns: 0,
+            ..base.clone()
+        };
+        let osa = Options {
+            osaenta: true,
+            data_trace: false,
+            interface: String::new(),
+            frame_discard: self.drop_osa.clone(),
+            omit_in: Vec::new(),
+            omit_out: frames(&self.drop_stack),
+            delay_in_ns: -self.delay_ns,
+            delay_out_ns: self.delay_ns,
+            ..base.clone()
+        };
+        (stack, osa)
+    }
 }
 
 impl Default for Options {
@@ -178,6 +235,11 @@ impl Default for Options {
             job: "FTPD1".into(),
             target_bytes: None,
             time_shift_ns: 0,
+            frame_discard: Vec::new(),
+            omit_in: Vec::new(),
+            omit_out: Vec::new(),
+            delay_in_ns: 0,
+            delay_out_ns: 0,
         }
     }
 }
@@ -208,8 +270,10 @@ impl Options {
     }
 }
 
-/// One packet as the decoder must give it back.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One packet as the decoder must give it back. Equality leaves out `frame`: it is
+/// the capture's bookkeeping, which no trace carries, so that a decoded packet equals
+/// the one the synthesizer wrote.
+#[derive(Clone, Debug)]
 pub struct Expected {
     /// Capture time in exact nanoseconds from the capture (plus `time_shift_ns`). With a
     /// PTHDR too short to hold PTH_Time (`pth_len < 32`) it is the buffer time instead,
@@ -230,7 +294,35 @@ pub struct Expected {
     pub discard: u16,
     /// Number of CTEs the packet was split into (1 = not segmented).
     pub segments: u32,
+    /// 1-based frame number of the packet in the capture (the one `frame_discard`,
+    /// `omit_in` and `omit_out` name); data-trace start and end records give the
+    /// number of the packet that opened or closed the socket.
+    pub frame: u64,
 }
+
+impl PartialEq for Expected {
+    fn eq(&self, o: &Expected) -> bool {
+        (
+            self.time_ns,
+            &self.data,
+            self.orig_len,
+            &self.interface,
+            self.outbound,
+            self.discard,
+            self.segments,
+        ) == (
+            o.time_ns,
+            &o.data,
+            o.orig_len,
+            &o.interface,
+            o.outbound,
+            o.discard,
+            o.segments,
+        )
+    }
+}
+
+impl Eq for Expected {}
 
 /// What `synthesize` did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -303,6 +395,7 @@ pub fn synthesize<R: Read, W: Write>(
 
     let mut sockets = Sockets::new(opts);
     while reader.next_frame(&mut frame)? {
+        frame.number += 1;
         match conv.prepare(&frame)? {
             Ok(p) if opts.data_trace => {
                 for r in sockets.records(&p) {
@@ -385,6 +478,7 @@ struct Plan {
     /// Data bytes per CTE.
     chunk: usize,
     discard: HashMap<u64, u16>,
+    frame_discard: HashMap<u64, u16>,
     cycle: &'static [u16],
 }
 
@@ -537,6 +631,7 @@ impl Plan {
             cte_max,
             chunk: cte_max - CTE_OVERHEAD - pth,
             discard: o.discard.iter().copied().collect(),
+            frame_discard: o.frame_discard.iter().copied().collect(),
             cycle: if o.osaenta {
                 &OSAENTA_DISCARD_CYCLE
             } else {
@@ -588,6 +683,8 @@ impl Prepared {
 }
 
 struct Prepared {
+    /// 1-based frame number in the capture (0 for data-trace start and end records).
+    frame: u64,
     /// The 16-byte name field, when it is not the interface name (data trace: job
     /// name and socket description).
     name: Option<[u8; 16]>,
@@ -644,6 +741,7 @@ impl Sockets {
         name[10] = proto;
         name[11] = state;
         Prepared {
+            frame: p.frame,
             name: Some(name),
             time_ns: p.time_ns,
             data: data.to_vec(),
@@ -826,6 +924,7 @@ impl Converter<'_> {
             };
         }
         Ok(Ok(Prepared {
+            frame: f.number,
             name: None,
             time_ns,
             data: bytes,
@@ -863,13 +962,28 @@ impl<W: Write> Emitter<'_, W> {
         expected: Option<&mut Vec<Expected>>,
     ) -> Result<(), Error> {
         let o = self.opts;
+        let outbound = p.flags & Flags::OUTBOUND != 0;
+        let omitted = if outbound { &o.omit_out } else { &o.omit_in };
+        if p.frame > 0 && omitted.contains(&p.frame) {
+            return Ok(());
+        }
         let number = self.number + 1;
         let time = p
             .time_ns
             .checked_add(shift)
+            .and_then(|t| {
+                t.checked_add(if outbound {
+                    o.delay_out_ns
+                } else {
+                    o.delay_in_ns
+                })
+            })
             .ok_or_else(|| capture_error("packet time out of range"))?;
         let (cap_tod, buf_tod) = checked_tods(time, o, number)?;
-        let discard = self.plan.discard_for(number, o.discard_every);
+        let discard = match self.plan.frame_discard.get(&p.frame) {
+            Some(&c) if p.frame > 0 => c,
+            _ => self.plan.discard_for(number, o.discard_every),
+        };
         let plen = p.orig_len.min(u64::from(u16::MAX)) as u16;
 
         let mut h = PtHdr::with_len(o.pth_len);
@@ -954,6 +1068,7 @@ impl<W: Write> Emitter<'_, W> {
                     0
                 },
                 segments: segments as u32,
+                frame: p.frame,
             });
         }
         Ok(())

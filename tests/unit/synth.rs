@@ -281,6 +281,8 @@ fn decode_expected_with(
                 outbound: h.flags.outbound(),
                 discard: h.discard(),
                 segments: 0,
+                // The trace does not carry the capture's frame numbers.
+                frame: 0,
             });
         }
         let g = got.last_mut().expect("a segment before any first segment");
@@ -412,6 +414,7 @@ fn first_record_and_ctes_at_exact_offsets() {
                 outbound: true,
                 discard: 0,
                 segments: 1,
+                frame: 1,
             },
             Expected {
                 time_ns: T0 + 2_000_000,
@@ -421,9 +424,12 @@ fn first_record_and_ctes_at_exact_offsets() {
                 outbound: false,
                 discard: 0,
                 segments: 1,
+                frame: 3,
             },
         ]
     );
+    // Capture frame numbers: the ARP frame 2 is skipped but counted.
+    assert_eq!(exp.iter().map(|e| e.frame).collect::<Vec<_>>(), [1, 3]);
     let (got, d) = decode_expected(&out, &o);
     assert_eq!(got, exp);
     assert_eq!(d.layout.component.as_deref(), Some("SYSTCPDA"));

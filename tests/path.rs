@@ -1,0 +1,300 @@
+//! Adapter and stack side by side: every shared capture synthesized as a pair (an
+//! OSAENTA trace and a packet trace of the same packets, chosen packets dropped on
+//! either side, a fixed adapter-stack latency), merged with `convert::merge`, and
+//! path.csv checked packet for packet against what the synthesizer was told: each
+//! drop found at the right side with the right code, the latency exact, both
+//! sightings of a packet paired with each other, and no packet reported lost that
+//! was not.
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use zctrace::analyze::path::PathRow;
+use zctrace::convert;
+use zctrace::synth::{self, Expected};
+use zctrace::trace::DiscardTable;
+
+const DELAY_NS: i64 = 37_000;
+const OSA_CODES: [u16; 3] = [3, 17, 4095];
+const STACK_CODES: [u16; 3] = [4114, 8200, 12300];
+
+/// Drops: every 7th frame (from 3) by the adapter, every 11th (from 5) by the stack,
+/// unless the adapter already dropped it.
+fn drops(frames: u64) -> synth::Pair {
+    let mut p = synth::Pair {
+        delay_ns: DELAY_NS,
+        ..Default::default()
+    };
+    for f in 1..=frames {
+        if f % 7 == 3 {
+            p.drop_osa.push((f, OSA_CODES[(f / 7) as usize % 3]));
+        } else if f % 11 == 5 {
+            p.drop_stack.push((f, STACK_CODES[(f / 11) as usize % 3]));
+        }
+    }
+    p
+}
+
+struct Run {
+    rows: Vec<PathRow>,
+    /// Merged frame number -> (is the adapter's, capture frame).
+    frames: Vec<(bool, u64)>,
+    stack: Vec<Expected>,
+    osa: Vec<Expected>,
+    stats: zctrace::analyze::path::Stats,
+}
+
+fn run(cap: &[u8], pair: &synth::Pair) -> Run {
+    let (so, oo) = pair.options(&synth::Options::default());
+    let mut stack_trace = Vec::new();
+    let mut osa_trace = Vec::new();
+    let mut stack = Vec::new();
+    let mut osa = Vec::new();
+    synth::synthesize(cap, &mut stack_trace, &so, Some(&mut stack)).expect("stack trace");
+    synth::synthesize(cap, &mut osa_trace, &oo, Some(&mut osa)).expect("OSAENTA trace");
+    let mut rows = Vec::new();
+    let mut sink = |r: &PathRow| {
+        rows.push(r.clone());
+        Ok(())
+    };
+    let (m, out) = convert::merge(
+        vec![
+            ("stack".to_string(), &stack_trace[..]),
+            ("osa".to_string(), &osa_trace[..]),
+        ],
+        Vec::new(),
+        None,
+        Some(convert::PathOutput {
+            rows: &mut sink,
+            window_ns: 1_000_000_000,
+            utc_offset: None,
+        }),
+        &convert::Options::default(),
+        &DiscardTable::default(),
+        |_| {},
+    )
+    .expect("merge");
+    assert!(m.clean());
+    // Merged frames back to capture frames, by time and bytes (identical twins in
+    // written order).
+    let got = common::read(&out);
+    let index = |v: &[Expected]| {
+        let mut m = HashMap::<(i64, Vec<u8>), VecDeque<u64>>::new();
+        for e in v {
+            m.entry((e.time_ns, e.data.clone()))
+                .or_default()
+                .push_back(e.frame);
+        }
+        m
+    };
+    let (mut by_osa, mut by_stack) = (index(&osa), index(&stack));
+    let frames = got
+        .packets
+        .iter()
+        .map(|p| {
+            let is_osa = got.ifaces[p.iface].linktype == 1;
+            let m = if is_osa { &mut by_osa } else { &mut by_stack };
+            let f = m
+                .get_mut(&(p.ts_ns, p.data.clone()))
+                .and_then(|q| q.pop_front())
+                .expect("every merged frame is a synthesized packet");
+            (is_osa, f)
+        })
+        .collect();
+    assert_eq!(got.packets.len(), osa.len() + stack.len());
+    assert!(
+        got.packets.windows(2).all(|w| w[0].ts_ns <= w[1].ts_ns),
+        "merged output in time order"
+    );
+    assert_eq!(m.out_of_order, 0);
+    Run {
+        rows,
+        frames,
+        stack,
+        osa,
+        stats: m.path.expect("path statistics"),
+    }
+}
+
+#[test]
+fn synthesized_pairs_find_every_drop_at_its_side_with_its_code_and_latency() {
+    let caps = common::captures();
+    assert!(caps.len() >= 30, "shared captures missing");
+    let mut total_drops = (0, 0);
+    let mut ran = 0;
+    let n_caps = caps.len();
+    for cap_path in caps {
+        let name = cap_path.file_name().unwrap().to_string_lossy().into_owned();
+        let cap = std::fs::read(&cap_path).unwrap();
+        // Frame count: the OSAENTA trace writes every frame it can (ARP too).
+        let (_, probe) = synth::Pair::default().options(&synth::Options::default());
+        let mut all = Vec::new();
+        if synth::synthesize(&cap[..], std::io::sink(), &probe, Some(&mut all)).is_err() {
+            continue;
+        }
+        let frames = all.iter().map(|e| e.frame).max().unwrap_or(0);
+        ran += 1;
+        let pair = drops(frames);
+        let r = run(&cap, &pair);
+        let osa_drop: BTreeMap<u64, u16> = pair.drop_osa.iter().copied().collect();
+        let stack_drop: BTreeMap<u64, u16> = pair.drop_stack.iter().copied().collect();
+        let in_stack: BTreeMap<u64, &Expected> = r.stack.iter().map(|e| (e.frame, e)).collect();
+        let in_osa: BTreeMap<u64, &Expected> = r.osa.iter().map(|e| (e.frame, e)).collect();
+
+        let mut seen = BTreeMap::<u64, u32>::new();
+        for row in &r.rows {
+            let ctx = format!("{name}: {row:?}");
+            let fo = row.no_osa.map(|n| r.frames[n as usize - 1]);
+            let fs = row.no_stack.map(|n| r.frames[n as usize - 1]);
+            assert!(fo.is_none_or(|f| f.0), "{ctx}: no_osa is an adapter frame");
+            assert!(fs.is_none_or(|f| !f.0), "{ctx}: no_stack is a stack frame");
+            let frame = match (fo, fs) {
+                (Some(o), Some(s)) => {
+                    assert_eq!(o.1, s.1, "{ctx}: paired sightings of different packets");
+                    o.1
+                }
+                (Some(o), None) => o.1,
+                (None, Some(s)) => s.1,
+                (None, None) => panic!("{ctx}: row without a sighting"),
+            };
+            *seen.entry(frame).or_default() += 1;
+            let outbound = in_stack
+                .get(&frame)
+                .or(in_osa.get(&frame))
+                .is_some_and(|e| e.outbound);
+            assert_eq!(row.direction, if outbound { "out" } else { "in" }, "{ctx}");
+            // (A stack drop planned for a frame the packet trace cannot hold, such as
+            // ARP, has nothing to drop.)
+            let (want_where, want_code) = if let Some(&c) = osa_drop.get(&frame) {
+                ("osa-dropped", Some(c))
+            } else if let Some(&c) = stack_drop
+                .get(&frame)
+                .filter(|_| in_stack.contains_key(&frame))
+            {
+                ("stack-dropped", Some(c))
+            } else if in_stack.contains_key(&frame) {
+                ("delivered", None)
+            } else {
+                // Frames the packet trace cannot hold (ARP and other non-IP frames):
+                // on the wire only, inbound as the adapter records them.
+                ("wire-only", None)
+            };
+            assert_eq!(row.where_, want_where, "{ctx}: where");
+            assert_eq!(row.code, want_code, "{ctx}: code");
+            assert_eq!(row.discard.is_empty(), want_code.is_none(), "{ctx}");
+            // Who saw it: an adapter drop never reaches the stack inbound; a stack
+            // drop never reaches the adapter outbound.
+            let want_osa = !(want_where == "stack-dropped" && outbound);
+            let want_stack =
+                in_stack.contains_key(&frame) && (outbound || want_where != "osa-dropped");
+            assert_eq!(fo.is_some(), want_osa, "{ctx}: adapter sighting");
+            assert_eq!(fs.is_some(), want_stack, "{ctx}: stack sighting");
+            if want_osa && want_stack {
+                assert_eq!(row.latency_ns, Some(DELAY_NS), "{ctx}: latency");
+            } else {
+                assert_eq!(row.latency_ns, None, "{ctx}: latency");
+            }
+        }
+        // Every packet of either trace is in exactly one row.
+        let frames_written: std::collections::BTreeSet<u64> =
+            in_stack.keys().chain(in_osa.keys()).copied().collect();
+        assert_eq!(
+            seen.keys()
+                .copied()
+                .collect::<std::collections::BTreeSet<_>>(),
+            frames_written,
+            "{name}: rows cover every packet"
+        );
+        assert!(seen.values().all(|&n| n == 1), "{name}: one row per packet");
+        let places = &r.stats.places;
+        total_drops.0 += places.get("osa-dropped").copied().unwrap_or(0);
+        total_drops.1 += places.get("stack-dropped").copied().unwrap_or(0);
+        assert_eq!(places.get("stack-only"), None, "{name}: no false losses");
+        for l in [r.stats.latency_in, r.stats.latency_out] {
+            if l.count > 0 {
+                assert_eq!(
+                    (l.min, l.max, l.mean()),
+                    (DELAY_NS, DELAY_NS, Some(DELAY_NS))
+                );
+            }
+        }
+        assert_eq!(
+            r.stats.latency_in.count + r.stats.latency_out.count,
+            r.stats.matched,
+            "{name}"
+        );
+    }
+    assert_eq!(ran, n_caps, "every capture makes a pair");
+    assert!(
+        total_drops.0 > 50 && total_drops.1 > 30,
+        "drops exercised: {total_drops:?}"
+    );
+}
+
+#[test]
+fn retransmissions_and_repeats_pair_with_their_own_sighting() {
+    // tcp_fast_retransmit repeats segments with the same sequence numbers: each
+    // sighting must pair with its own twin, not the first one's.
+    let cap = std::fs::read(common::captures_dir().join("tcp_fast_retransmit__zeek.pcap")).unwrap();
+    let r = run(
+        &cap,
+        &synth::Pair {
+            delay_ns: DELAY_NS,
+            ..Default::default()
+        },
+    );
+    assert!(r.rows.len() > 10);
+    for row in &r.rows {
+        let (o, s) = (row.no_osa.unwrap(), row.no_stack.unwrap());
+        assert_eq!(
+            r.frames[o as usize - 1].1,
+            r.frames[s as usize - 1].1,
+            "{row:?}"
+        );
+        assert_eq!(row.where_, "delivered");
+        assert_eq!(row.latency_ns, Some(DELAY_NS));
+    }
+}
+
+#[test]
+fn sightings_further_apart_than_the_window_stay_unpaired() {
+    let cap = std::fs::read(common::captures_dir().join("tls12__zeek.pcap")).unwrap();
+    let (so, oo) = synth::Pair {
+        delay_ns: 2_000_000_000,
+        ..Default::default()
+    }
+    .options(&synth::Options::default());
+    let mut a = Vec::new();
+    let mut b = Vec::new();
+    synth::synthesize(&cap[..], &mut a, &so, None).unwrap();
+    synth::synthesize(&cap[..], &mut b, &oo, None).unwrap();
+    let mut rows = Vec::new();
+    let mut sink = |r: &PathRow| {
+        rows.push(r.clone());
+        Ok(())
+    };
+    let (m, _) = convert::merge(
+        vec![("s".to_string(), &a[..]), ("o".to_string(), &b[..])],
+        std::io::sink(),
+        None,
+        Some(convert::PathOutput {
+            rows: &mut sink,
+            window_ns: 1_000_000_000,
+            utc_offset: None,
+        }),
+        &convert::Options::default(),
+        &DiscardTable::default(),
+        |_| {},
+    )
+    .unwrap();
+    let stats = m.path.unwrap();
+    assert_eq!(stats.matched, 0);
+    // Inbound adapter-only sightings are wire-only, outbound stack-only ones
+    // stack-only; the stack's inbound ones were delivered, the adapter's outbound ones
+    // too (it sent them).
+    assert!(rows.iter().all(|r| r.latency_ns.is_none()));
+    assert_eq!(rows.len() as u64, stats.osa + stats.stack);
+    assert!(stats.places.get("wire-only").copied().unwrap_or(0) > 0);
+    assert!(stats.places.get("stack-only").copied().unwrap_or(0) > 0);
+}
