@@ -70,3 +70,19 @@ if command -v tcptrace >/dev/null; then
 fi
 run "zctrace analyze (all 5 CSVs)" "$bytes" $Z analyze "$WORK/big.trace" -o "$WORK/out" --quiet; rm -rf "$WORK/out"
 run "zctrace convert (pcapng + CSVs)" "$bytes" $Z convert "$WORK/big.trace" -o "$WORK/out" --quiet; rm -rf "$WORK/out"
+
+echo
+echo "merge (issue 4): a packet trace and the OSAENTA trace of the same packets (synth --pair)"
+printf "%-34s %10s %14s %12s\n" command wall throughput "peak RSS"
+# The same repetitions in both (--repeat, not --target-size, whose byte count differs
+# between the two kinds of record); about SIZE/2 of packet trace.
+$Z synth "$CAPTURE" -o "$WORK/one.trace" --framing rdw --record-header 64 --record-length 32000 \
+  --straddle >/dev/null
+reps=$(( bytes / 2 / $(stat -c %s "$WORK/one.trace") + 1 ))
+$Z synth "$CAPTURE" -o "$WORK/stack.trace" --pair "$WORK/osa.trace" --framing rdw --record-header 64 \
+  --record-length 32000 --straddle --repeat "$reps" >/dev/null
+mbytes=$(( $(stat -c %s "$WORK/stack.trace") + $(stat -c %s "$WORK/osa.trace") ))
+cat "$WORK/stack.trace" "$WORK/osa.trace" >/dev/null
+mkdir -p "$WORK/cp" && run "cp both traces (read+write floor)" "$mbytes" cp "$WORK/stack.trace" "$WORK/osa.trace" "$WORK/cp/"; rm -rf "$WORK/cp"
+run "zctrace convert --merge --no-csv" "$mbytes" $Z convert --merge "$WORK/stack.trace" "$WORK/osa.trace" -o "$WORK/out" --quiet --no-csv; rm -rf "$WORK/out"
+run "zctrace convert --merge (+ path.csv)" "$mbytes" $Z convert --merge "$WORK/stack.trace" "$WORK/osa.trace" -o "$WORK/out" --quiet; rm -rf "$WORK/out"

@@ -55,6 +55,9 @@ pub struct Summary {
     pub analysis: Option<analyze::Stats>,
     /// For an ordinary capture (`zctrace analyze`): what was read.
     pub capture: Option<crate::synth::CaptureCounts>,
+    /// `convert --sort`: packets still out of time order (displaced by more than the
+    /// reorder window).
+    pub out_of_order: u64,
 }
 
 impl Summary {
@@ -141,6 +144,13 @@ impl Summary {
             .collect();
         if !v.is_empty() {
             let _ = writeln!(s, "  records by format id: {}", v.join("; "));
+        }
+        if self.out_of_order > 0 {
+            let _ = writeln!(
+                s,
+                "  {} packets still out of time order (displaced by more than {REORDER} packets)",
+                self.out_of_order
+            );
         }
         if self.left_out > 0 {
             let _ = writeln!(
@@ -581,6 +591,17 @@ pub struct Merged {
 }
 
 impl Merged {
+    /// The summary of a merge of one input (`convert --sort`).
+    pub fn into_single(mut self) -> Summary {
+        let mut s = match self.inputs.pop() {
+            Some((_, s)) => s,
+            None => Summary::default(),
+        };
+        s.analysis = self.analysis;
+        s.out_of_order = self.out_of_order;
+        s
+    }
+
     pub fn clean(&self) -> bool {
         self.inputs.iter().all(|(_, s)| s.clean())
     }
@@ -621,6 +642,8 @@ impl Merged {
 /// adapter and stack clocks of a synthesized pair), and a k-way merge alone would keep
 /// that disorder.
 pub const REORDER: usize = 4096;
+/// ... and at most this many bytes of packet data (huge reassembled packets).
+pub const REORDER_BYTES: usize = 32 << 20;
 
 /// A packet waiting in the merge's reorder heap: earliest time first, then the order
 /// in which the inputs gave them.
@@ -772,13 +795,17 @@ pub fn merge<R: Read + Send, W: Write>(
                 // An input could not be opened: its thread's error says why.
                 return Err(Error::Unlocated(std::io::Error::other("input failed")));
             }
-            let section = pcapng::Section {
-                source: names.join(", "),
-                framing: String::new(),
-                header_len: None,
-                component: None,
-                system: None,
-                parts,
+            // One input (`convert --sort`): its own section header.
+            let section = match <[pcapng::Section; 1]>::try_from(parts) {
+                Ok([one]) => one,
+                Err(parts) => pcapng::Section {
+                    source: names.join(", "),
+                    framing: String::new(),
+                    header_len: None,
+                    component: None,
+                    system: None,
+                    parts,
+                },
             };
             let mut h = Handler::new(out, &section, names.len(), feed, opts, discards)?;
             if let Some(p) = path {
@@ -795,6 +822,8 @@ pub fn merge<R: Read + Send, W: Write>(
             let mut reorder = std::collections::BinaryHeap::<Reverse<Queued>>::new();
             let mut last_ns = i64::MIN;
             let mut out_of_order = 0u64;
+            // Bytes of packet data in the heap.
+            let mut held = 0usize;
             let mut emit = |q: Queued, h: &mut Handler<'_, W>, sums: &mut [Summary]| {
                 if q.time_ns < last_ns {
                     out_of_order += 1;
@@ -823,15 +852,19 @@ pub fn merge<R: Read + Send, W: Write>(
                     break;
                 }
                 if let Some(p) = queues[i].pop_front() {
+                    let queued_len = p.data.len();
                     reorder.push(Reverse(Queued {
                         time_ns: p.time_ns,
                         seq: steps,
                         input: i,
                         packet: p,
                     }));
-                    if reorder.len() > REORDER
-                        && let Some(Reverse(q)) = reorder.pop()
-                    {
+                    held += queued_len;
+                    while reorder.len() > REORDER || held > REORDER_BYTES {
+                        let Some(Reverse(q)) = reorder.pop() else {
+                            break;
+                        };
+                        held = held.saturating_sub(q.packet.data.len());
                         emit(q, &mut h, &mut sums);
                     }
                 }

@@ -58,6 +58,10 @@ enum Cmd {
         /// also gives NAME.path.csv).
         #[arg(long)]
         merge: bool,
+        /// Write each output in time order (through a reorder window of 4096 packets;
+        /// packets displaced further are counted). --merge always does.
+        #[arg(long)]
+        sort: bool,
         /// Name of the merged outputs (NAME.pcapng, NAME.*.csv).
         #[arg(long, default_value = "merged", requires = "merge")]
         name: String,
@@ -374,12 +378,14 @@ fn run(cli: Cli) -> Result<Status> {
             no_csv,
             localtime,
             merge,
+            sort,
             name,
             path_window_ms,
             decode,
             filter,
         } => {
             let c = ConvertArgs {
+                sort,
                 out,
                 libpcap,
                 csv: !no_csv,
@@ -550,10 +556,12 @@ fn same_file(a: &Path, b: &Path) -> bool {
     matches!((a.canonicalize(), b.canonicalize()), (Ok(a), Ok(b)) if a == b)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn convert_one(
     trace: &Path,
     dest: &Path,
     csv: bool,
+    sort: bool,
     analysis: &zctrace::analyze::Options,
     opts: &convert::Options,
     discards: &DiscardTable,
@@ -584,20 +592,29 @@ fn convert_one(
     } else {
         None
     };
-    let result = convert::convert_analyzed(
-        f,
-        main,
-        tables.as_mut().map(|t| {
-            (
-                t as &mut (dyn zctrace::analyze::rows::Sink + Send),
-                analysis,
-            )
-        }),
-        &name,
-        opts,
-        discards,
-        |n| bar.set_position(n),
-    );
+    let tables_in = tables.as_mut().map(|t| {
+        (
+            t as &mut (dyn zctrace::analyze::rows::Sink + Send),
+            analysis,
+        )
+    });
+    let result = if sort {
+        // A merge of one input: its reorder heap puts the packets in time order.
+        convert::merge(
+            vec![(name.clone(), f)],
+            main,
+            tables_in,
+            None,
+            opts,
+            discards,
+            |n| bar.set_position(n),
+        )
+        .map(|(m, w)| (m.into_single(), w))
+    } else {
+        convert::convert_analyzed(f, main, tables_in, &name, opts, discards, |n| {
+            bar.set_position(n)
+        })
+    };
     let (summary, main) = match result {
         Ok(x) => x,
         Err(e) => {
@@ -718,6 +735,7 @@ fn analyze_files(
 
 /// The `convert` options shared by separate and merged conversion.
 struct ConvertArgs {
+    sort: bool,
     out: PathBuf,
     libpcap: bool,
     csv: bool,
@@ -744,13 +762,14 @@ fn convert_files(
     filter: &FilterArgs,
 ) -> Result<Status> {
     let ConvertArgs {
+        sort,
         out,
         libpcap,
         csv,
         localtime,
         quiet,
     } = c;
-    let (out, libpcap, csv, quiet) = (out.as_path(), *libpcap, *csv, *quiet);
+    let (out, libpcap, csv, quiet, sort) = (out.as_path(), *libpcap, *csv, *quiet, *sort);
     let localtime = *localtime;
     let discards = decode.discards()?;
     std::fs::create_dir_all(out)
@@ -776,7 +795,7 @@ fn convert_files(
                 t.file_name()
                     .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
             );
-            convert_one(t, d, csv, &analysis, &opts, &discards, &bar)
+            convert_one(t, d, csv, sort, &analysis, &opts, &discards, &bar)
         })
         .collect();
     report_batch(traces, &results, &dests, quiet, &discards)

@@ -398,3 +398,47 @@ fn merge_with_a_missing_input_fails_with_2_and_leaves_nothing() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("nope.trace: cannot open"));
     assert!(!dir.join("out/merged.pcapng").exists());
 }
+
+#[test]
+fn sort_puts_a_disordered_trace_in_time_order() {
+    let dir = tmpdir("sort");
+    // The OSAENTA half of a pair: inbound records 30 us early, outbound 30 us late,
+    // so the file is out of time order where directions alternate quickly.
+    let cap = common::captures_dir().join("tls12__zeek.pcap");
+    let out = zctrace(&[
+        "synth".as_ref(),
+        cap.as_os_str(),
+        "-o".as_ref(),
+        dir.join("s.trace").as_os_str(),
+        "--pair".as_ref(),
+        dir.join("o.trace").as_os_str(),
+        "--osa-delay-ns".as_ref(),
+        "30000000".as_ref(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let times = |args: &[&str]| {
+        let o = dir.join(args.join("-"));
+        let mut a: Vec<&std::ffi::OsStr> = vec!["convert".as_ref()];
+        a.extend(args.iter().map(|s| std::ffi::OsStr::new(*s)));
+        a.extend([
+            dir.join("o.trace").into_os_string().leak() as &std::ffi::OsStr,
+            "-o".as_ref(),
+            o.clone().into_os_string().leak(),
+            "--no-csv".as_ref(),
+        ]);
+        let out = zctrace(&a);
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        let got = common::read(&std::fs::read(o.join("o.trace.pcapng")).unwrap());
+        got.packets.iter().map(|p| p.ts_ns).collect::<Vec<_>>()
+    };
+    let plain = times(&[]);
+    let sorted = times(&["--sort"]);
+    assert!(
+        plain.windows(2).any(|w| w[0] > w[1]),
+        "the input is out of order"
+    );
+    assert!(sorted.windows(2).all(|w| w[0] <= w[1]));
+    let mut want = plain.clone();
+    want.sort();
+    assert_eq!(sorted, want, "the same packets, sorted");
+}

@@ -272,7 +272,8 @@ impl Correlator {
                     Side::Stack => e.stack.is_none(),
                 };
                 let n = e.head.len().min(head.len());
-                free && e.head[..n] == head[..n] && (s.time_ns - e.first_ns).abs() <= self.window_ns
+                free && e.head[..n] == head[..n]
+                    && s.time_ns.abs_diff(e.first_ns) <= self.window_ns.unsigned_abs()
             });
             if let Some(i) = found {
                 let id = ids.remove(i).unwrap_or_default();
@@ -385,9 +386,9 @@ impl Correlator {
         if let (Some(o), Some(s)) = (e.osa, e.stack) {
             self.stats.matched += 1;
             let ns = if outbound {
-                o.time_ns - s.time_ns
+                o.time_ns.saturating_sub(s.time_ns)
             } else {
-                s.time_ns - o.time_ns
+                s.time_ns.saturating_sub(o.time_ns)
             };
             r.latency_ns = Some(ns);
             if outbound {
