@@ -431,6 +431,7 @@ impl<'a, W: Write> Handler<'a, W> {
             }
             Err(e) => {
                 self.failure = Some(e);
+                self.stop = true;
                 return;
             }
         }
@@ -454,6 +455,7 @@ impl<'a, W: Write> Handler<'a, W> {
                 };
                 if let Err(e) = pf.correlator.push(&s, self.discards, &mut pf.rows) {
                     self.failure = Some(Error::Unlocated(e));
+                    self.stop = true;
                     return;
                 }
             }
@@ -586,7 +588,8 @@ pub struct Merged {
     /// merge's reorder window ([`REORDER`] packets).
     pub out_of_order: u64,
     pub analysis: Option<analyze::Stats>,
-    /// The adapter/stack correlation (path.csv), when asked for.
+    /// The adapter/stack correlation (path.csv), when asked for and the first packets
+    /// of the inputs hold both views (OSAENTA and packet trace).
     pub path: Option<analyze::path::Stats>,
 }
 
@@ -678,6 +681,8 @@ impl Ord for Queued {
 enum Decoded {
     Layout(Layout),
     Packets(Vec<Packet>),
+    /// The input failed (its error comes from its thread's join): stop the merge.
+    Failed,
 }
 
 /// Decodes one input of a merge on its own thread: its layout first, then its packets
@@ -685,6 +690,19 @@ enum Decoded {
 fn decode_input<R: Read>(
     src: R,
     tx: std::sync::mpsc::SyncSender<Decoded>,
+    opts: &Options,
+    read: &std::sync::atomic::AtomicU64,
+) -> Result<(Layout, Counts, Report), Error> {
+    let r = decode_input_to(src, &tx, opts, read);
+    if r.is_err() {
+        let _ = tx.send(Decoded::Failed);
+    }
+    r
+}
+
+fn decode_input_to<R: Read>(
+    src: R,
+    tx: &std::sync::mpsc::SyncSender<Decoded>,
     opts: &Options,
     read: &std::sync::atomic::AtomicU64,
 ) -> Result<(Layout, Counts, Report), Error> {
@@ -808,16 +826,30 @@ pub fn merge<R: Read + Send, W: Write>(
                 },
             };
             let mut h = Handler::new(out, &section, names.len(), feed, opts, discards)?;
-            if let Some(p) = path {
+            let mut sums = vec![Summary::default(); names.len()];
+            let mut queues: Vec<std::collections::VecDeque<Packet>> =
+                names.iter().map(|_| Default::default()).collect();
+            let mut open: Vec<bool> = vec![true; names.len()];
+            // The first batch of every input says which views there are: path.csv
+            // only when an OSAENTA trace meets a packet trace.
+            for (i, rx) in rxs.iter().enumerate() {
+                match rx.recv() {
+                    Ok(Decoded::Packets(b)) => queues[i].extend(b),
+                    Ok(Decoded::Failed) => {
+                        open[i] = false;
+                        h.stop = true;
+                    }
+                    Ok(Decoded::Layout(_)) | Err(_) => open[i] = false,
+                }
+            }
+            let seen = |f: &dyn Fn(u32) -> bool| queues.iter().flatten().any(|p| f(p.format.0));
+            let both = seen(&|f| f == 7) && seen(&|f| f == 4 || f == 6);
+            if let Some(p) = path.filter(|_| both) {
                 h.path = Some(PathFeed {
                     correlator: analyze::path::Correlator::new(p.window_ns, p.utc_offset),
                     rows: p.rows,
                 });
             }
-            let mut sums = vec![Summary::default(); names.len()];
-            let mut queues: Vec<std::collections::VecDeque<Packet>> =
-                names.iter().map(|_| Default::default()).collect();
-            let mut open: Vec<bool> = vec![true; names.len()];
             let mut steps = 0u64;
             let mut reorder = std::collections::BinaryHeap::<Reverse<Queued>>::new();
             let mut last_ns = i64::MIN;
@@ -838,6 +870,10 @@ pub fn merge<R: Read + Send, W: Write>(
                         match rxs[i].recv() {
                             Ok(Decoded::Packets(b)) => queues[i].extend(b),
                             Ok(Decoded::Layout(_)) => {}
+                            Ok(Decoded::Failed) => {
+                                open[i] = false;
+                                h.stop = true;
+                            }
                             Err(_) => open[i] = false,
                         }
                     }

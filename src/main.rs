@@ -524,6 +524,14 @@ impl Outputs {
         Ok(())
     }
 
+    /// Leaves the last output out (its temporary file removed).
+    fn forget_last(&mut self) {
+        if let Some(t) = self.tmps.pop() {
+            let _ = std::fs::remove_file(t);
+        }
+        self.dests.pop();
+    }
+
     fn abort(&self) {
         for t in &self.tmps {
             let _ = std::fs::remove_file(t);
@@ -855,7 +863,7 @@ fn convert_merged(
     let (multi, style) = progress_bars(c.quiet);
     let bar = multi.add(ProgressBar::new(total).with_style(style));
     bar.set_prefix(name.to_string());
-    let (outs, mut writers) = Outputs::create(dests)?;
+    let (mut outs, mut writers) = Outputs::create(dests)?;
     let main = writers.remove(0);
     let mut path_table = None;
     let mut tables = None;
@@ -916,7 +924,13 @@ fn convert_merged(
         match finished {
             Ok((ws, p)) => {
                 all.extend(ws);
-                all.push(p);
+                if merged.path.is_some() {
+                    all.push(p);
+                } else {
+                    // No adapter and stack views to relate: no path.csv.
+                    let _ = p.finish();
+                    outs.forget_last();
+                }
             }
             Err(e) => {
                 outs.abort();

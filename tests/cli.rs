@@ -442,3 +442,29 @@ fn sort_puts_a_disordered_trace_in_time_order() {
     want.sort();
     assert_eq!(sorted, want, "the same packets, sorted");
 }
+
+#[test]
+fn merging_two_packet_traces_writes_no_path_csv() {
+    let dir = tmpdir("merge-stacks");
+    let out = zctrace(&[
+        "convert".as_ref(),
+        "--merge".as_ref(),
+        sample("ftp_rdw.trace").as_os_str(),
+        sample("discards_abbrev.trace").as_os_str(),
+        "-o".as_ref(),
+        dir.as_os_str(),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}{out:?}");
+    assert!(text.contains("134 packets written"), "{text}");
+    assert!(!text.contains("path:"), "{text}");
+    assert!(dir.join("merged.pcapng").exists());
+    assert!(dir.join("merged.sessions.csv").exists());
+    assert!(!dir.join("merged.path.csv").exists());
+    let left: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(left.is_empty(), "temporary files left: {left:?}");
+}

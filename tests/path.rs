@@ -298,3 +298,99 @@ fn sightings_further_apart_than_the_window_stay_unpaired() {
     assert!(stats.places.get("wire-only").copied().unwrap_or(0) > 0);
     assert!(stats.places.get("stack-only").copied().unwrap_or(0) > 0);
 }
+
+/// An IPv4 TCP packet from 10.0.0.1:1025 to 10.0.0.2:21 with the given checksums.
+fn tcp_packet(ip_sum: u16, tcp_sum: u16, payload: &[u8]) -> Vec<u8> {
+    let len = 40 + payload.len();
+    let mut p = vec![
+        0x45,
+        0,
+        (len >> 8) as u8,
+        len as u8,
+        0x12,
+        0x34,
+        0x40,
+        0,
+        64,
+        6,
+    ];
+    p.extend(ip_sum.to_be_bytes());
+    p.extend([10, 0, 0, 1, 10, 0, 0, 2]);
+    p.extend(1025u16.to_be_bytes());
+    p.extend(21u16.to_be_bytes());
+    p.extend(1000u32.to_be_bytes());
+    p.extend(2000u32.to_be_bytes());
+    p.extend([0x50, 0x18, 0xFF, 0xFF]);
+    p.extend(tcp_sum.to_be_bytes());
+    p.extend([0, 0]);
+    p.extend(payload);
+    p
+}
+
+fn ethernet(ip: &[u8]) -> Vec<u8> {
+    let mut f = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x08, 0x00];
+    f.extend(ip);
+    f
+}
+
+fn push_all(sightings: &[(zctrace::analyze::path::Side, i64, Vec<u8>)]) -> Vec<PathRow> {
+    use zctrace::analyze::path::{Correlator, Side, Sighting};
+    let d = DiscardTable::default();
+    let mut c = Correlator::new(1_000_000_000, None);
+    let mut rows = Vec::new();
+    let mut out = |r: &PathRow| {
+        rows.push(r.clone());
+        Ok(())
+    };
+    for (i, (side, t, data)) in sightings.iter().enumerate() {
+        let s = Sighting {
+            side: *side,
+            frame: i as u64 + 1,
+            time_ns: *t,
+            outbound: true,
+            link: match side {
+                Side::Osa => zctrace::packet::Link::Ethernet,
+                Side::Stack => zctrace::packet::Link::Raw,
+            },
+            data,
+            orig_len: data.len() as u32,
+            discard: zctrace::trace::DiscardCode(0),
+        };
+        c.push(&s, &d, &mut out).unwrap();
+    }
+    c.finish(&d, &mut out).unwrap();
+    rows
+}
+
+#[test]
+fn checksum_offload_does_not_keep_the_two_sightings_apart() {
+    use zctrace::analyze::path::Side;
+    // The stack traces an outbound packet before the adapter fills in its checksums.
+    let stack = tcp_packet(0, 0, b"USER x\r\n");
+    let wire = ethernet(&tcp_packet(0xBEEF, 0xCAFE, b"USER x\r\n"));
+    let rows = push_all(&[(Side::Stack, 1_000, stack), (Side::Osa, 6_000, wire)]);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].where_, "delivered");
+    assert_eq!(rows[0].latency_ns, Some(5_000));
+    assert_eq!((rows[0].no_stack, rows[0].no_osa), (Some(1), Some(2)));
+}
+
+#[test]
+fn same_headers_other_bytes_pair_by_content() {
+    use zctrace::analyze::path::Side;
+    // Two stack packets whose headers agree but whose payloads differ; the adapter
+    // sees them in the other order: each pairs with its own bytes.
+    let a = tcp_packet(0, 0, b"AAAA");
+    let b = tcp_packet(0, 0, b"BBBB");
+    let rows = push_all(&[
+        (Side::Stack, 1_000, a.clone()),
+        (Side::Stack, 2_000, b.clone()),
+        (Side::Osa, 3_000, ethernet(&b)),
+        (Side::Osa, 4_000, ethernet(&a)),
+    ]);
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!((rows[0].no_stack, rows[0].no_osa), (Some(1), Some(4)));
+    assert_eq!((rows[1].no_stack, rows[1].no_osa), (Some(2), Some(3)));
+    assert_eq!(rows[0].latency_ns, Some(3_000));
+    assert_eq!(rows[1].latency_ns, Some(1_000));
+}

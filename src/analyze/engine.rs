@@ -532,7 +532,12 @@ impl<'d, S: Sink> Analyzer<'d, S> {
         let written = self.sink.packet(&prow);
         self.row = prow;
         self.stats.packets += 1;
-        written
+        written?;
+        self.packets_seen += 1;
+        if self.packets_seen.is_multiple_of(SWEEP_EVERY) {
+            self.sweep(p.time_ns)?;
+        }
+        Ok(())
     }
 
     /// A data-trace record of a socket the packet trace has no session for: counted on
@@ -1121,6 +1126,18 @@ impl<'d, S: Sink> Analyzer<'d, S> {
             .collect();
         for k in done {
             self.flush(&k)?;
+        }
+        // Data-trace sockets whose end record never came (wrapped or lost buffers):
+        // written after a TCP connection's idle time.
+        let mut idle: Vec<(u64, Key)> = self
+            .data_sockets
+            .iter()
+            .filter(|(_, d)| now.saturating_sub(d.end_ns) > TCP_IDLE_NS)
+            .map(|(k, d)| (d.id, *k))
+            .collect();
+        idle.sort();
+        for (_, k) in idle {
+            self.flush_data_socket(&k)?;
         }
         Ok(())
     }

@@ -25,11 +25,13 @@ pub const COMPARED: usize = 96;
 /// Sightings waiting for their pair at most (beyond this the oldest is reported
 /// unmatched early, and counted).
 pub const MAX_PENDING: usize = 1 << 20;
+/// Waiting sightings of one key compared with a new one at most.
+const MAX_CANDIDATES: usize = 16;
 /// Default match window: 1 s.
 pub const DEFAULT_WINDOW_NS: i64 = 1_000_000_000;
 
 /// Which trace a packet comes from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Side {
     /// OSAENTA (format id 7): the frame as the adapter saw it.
     Osa,
@@ -215,8 +217,10 @@ pub struct Correlator {
     /// Entries in order of first sighting; `base` is the id of the front one.
     queue: VecDeque<Entry>,
     base: u64,
-    /// Ids of entries waiting for the other side, by key, oldest first.
-    waiting: HashMap<Key, VecDeque<u64>>,
+    /// Ids of entries waiting for a sighting of one side, by key and that side,
+    /// oldest first. Every id listed is still in `queue`: a match removes it, and the
+    /// entry leaving `queue` (always the oldest) is at the front of its list.
+    waiting: HashMap<(Key, Side), VecDeque<u64>>,
     stats: Stats,
 }
 
@@ -259,26 +263,24 @@ impl Correlator {
                 Side::Osa => !s.outbound,
                 Side::Stack => s.outbound,
             };
-        let head = &v.ip[..v.ip.len().min(COMPARED)];
+        let head = comparable_head(&v);
         let mut matched = false;
         if let Some(k) = key
             && !done
-            && let Some(ids) = self.waiting.get_mut(&k)
+            && let Some(ids) = self.waiting.get_mut(&(k, s.side))
         {
-            let found = ids.iter().position(|&id| {
+            // The oldest candidate is almost always the one; a few more are looked at
+            // for packets whose headers agree but whose bytes differ.
+            let found = ids.iter().take(MAX_CANDIDATES).position(|&id| {
                 let e = &self.queue[(id - self.base) as usize];
-                let free = match s.side {
-                    Side::Osa => e.osa.is_none(),
-                    Side::Stack => e.stack.is_none(),
-                };
                 let n = e.head.len().min(head.len());
-                free && e.head[..n] == head[..n]
+                e.head[..n] == head[..n]
                     && s.time_ns.abs_diff(e.first_ns) <= self.window_ns.unsigned_abs()
             });
             if let Some(i) = found {
                 let id = ids.remove(i).unwrap_or_default();
                 if ids.is_empty() {
-                    self.waiting.remove(&k);
+                    self.waiting.remove(&(k, s.side));
                 }
                 let e = &mut self.queue[(id - self.base) as usize];
                 match s.side {
@@ -292,7 +294,7 @@ impl Correlator {
             let id = self.base + self.queue.len() as u64;
             let mut e = Entry {
                 key,
-                head: head.to_vec(),
+                head,
                 first_ns: s.time_ns,
                 osa: None,
                 stack: None,
@@ -300,14 +302,20 @@ impl Correlator {
                 row: endpoints_row(&v, s.outbound),
                 first_outbound: s.outbound,
             };
-            match s.side {
-                Side::Osa => e.osa = Some(seen),
-                Side::Stack => e.stack = Some(seen),
-            }
+            let wants = match s.side {
+                Side::Osa => {
+                    e.osa = Some(seen);
+                    Side::Stack
+                }
+                Side::Stack => {
+                    e.stack = Some(seen);
+                    Side::Osa
+                }
+            };
             if let Some(k) = key
                 && !done
             {
-                self.waiting.entry(k).or_default().push_back(id);
+                self.waiting.entry((k, wants)).or_default().push_back(id);
             }
             self.queue.push_back(e);
         }
@@ -348,12 +356,18 @@ impl Correlator {
             };
             let id = self.base;
             self.base += 1;
-            if let Some(k) = e.key
-                && let Some(ids) = self.waiting.get_mut(&k)
+            let wants = match (e.osa, e.stack) {
+                (None, Some(_)) => Some(Side::Osa),
+                (Some(_), None) => Some(Side::Stack),
+                _ => None,
+            };
+            if let (Some(k), Some(side)) = (e.key, wants)
+                && let Some(ids) = self.waiting.get_mut(&(k, side))
+                && ids.front() == Some(&id)
             {
-                ids.retain(|&i| i != id);
+                ids.pop_front();
                 if ids.is_empty() {
-                    self.waiting.remove(&k);
+                    self.waiting.remove(&(k, side));
                 }
             }
             let row = self.row(e, discards);
@@ -439,6 +453,34 @@ fn endpoints_row(v: &View<'_>, outbound: bool) -> PathRow {
         },
         ..PathRow::default()
     }
+}
+
+/// The first IP bytes of a packet with its checksums zeroed: with checksum offload
+/// (the default on OSA-Express) the stack traces an outbound packet before the
+/// adapter fills in the IPv4 header and TCP/UDP checksums.
+fn comparable_head(v: &View<'_>) -> Vec<u8> {
+    let mut h = v.ip[..v.ip.len().min(COMPARED)].to_vec();
+    let transport = match h.first().map(|b| b >> 4) {
+        Some(4) => {
+            if let Some(c) = h.get_mut(10..12) {
+                c.fill(0);
+            }
+            usize::from(h[0] & 0x0F) * 4
+        }
+        // Extension headers: the transport checksum is left in (rare, and offload
+        // does not apply to most of them).
+        Some(6) if matches!(h.get(6), Some(6 | 17)) => 40,
+        _ => return h,
+    };
+    let at = match v.protocol {
+        Some(6) => transport + 16,
+        Some(17) => transport + 6,
+        _ => return h,
+    };
+    if let Some(c) = h.get_mut(at..at + 2) {
+        c.fill(0);
+    }
+    h
 }
 
 fn key_of(v: &View<'_>) -> Option<Key> {

@@ -199,7 +199,7 @@ impl Pair {
             frame_discard: self.drop_osa.clone(),
             omit_in: Vec::new(),
             omit_out: frames(&self.drop_stack),
-            delay_in_ns: -self.delay_ns,
+            delay_in_ns: self.delay_ns.saturating_neg(),
             delay_out_ns: self.delay_ns,
             ..base.clone()
         };
