@@ -262,6 +262,9 @@ struct DataSocket {
     start_ns: i64,
     end_ns: i64,
     totals: DataTotals,
+    /// An end record came. The row waits a little longer (as a closed TCP connection
+    /// does) for the other end's records on loopback, where both ends are z/OS sockets.
+    ended: bool,
 }
 
 /// Running totals for the statistics summary.
@@ -541,7 +544,8 @@ impl<'d, S: Sink> Analyzer<'d, S> {
     }
 
     /// A data-trace record of a socket the packet trace has no session for: counted on
-    /// the socket's own sessions.csv row, written at its end record (or at the end).
+    /// the socket's own sessions.csv row, written 30 s (trace time) after its end
+    /// record, or at the end.
     /// Returns the row's session id.
     fn data_socket(
         &mut self,
@@ -559,6 +563,10 @@ impl<'d, S: Sink> Analyzer<'d, S> {
         } else {
             (key, outbound)
         };
+        // A new socket on the endpoints of one that ended: the old row is complete.
+        if s.state == "start" && self.data_sockets.get(&key).is_some_and(|d| d.ended) {
+            self.flush_data_socket(&key)?;
+        }
         let d = match self.data_sockets.get_mut(&key) {
             Some(d) => d,
             None => {
@@ -570,16 +578,14 @@ impl<'d, S: Sink> Analyzer<'d, S> {
                     start_ns: p.time_ns,
                     end_ns: p.time_ns,
                     totals: DataTotals::default(),
+                    ended: false,
                 })
             }
         };
         d.end_ns = d.end_ns.max(p.time_ns);
         d.totals.add(s, outbound, bytes);
-        let id = d.id;
-        if s.state == "end" {
-            self.flush_data_socket(&key)?;
-        }
-        Ok(id)
+        d.ended |= s.state == "end";
+        Ok(d.id)
     }
 
     fn flush_data_socket(&mut self, key: &Key) -> io::Result<()> {
@@ -1127,12 +1133,15 @@ impl<'d, S: Sink> Analyzer<'d, S> {
         for k in done {
             self.flush(&k)?;
         }
-        // Data-trace sockets whose end record never came (wrapped or lost buffers):
-        // written after a TCP connection's idle time.
+        // Data-trace sockets: 30 s after their end record, or after a TCP
+        // connection's idle time when it never came (wrapped or lost buffers).
         let mut idle: Vec<(u64, Key)> = self
             .data_sockets
             .iter()
-            .filter(|(_, d)| now.saturating_sub(d.end_ns) > TCP_IDLE_NS)
+            .filter(|(_, d)| {
+                let idle = now.saturating_sub(d.end_ns);
+                (d.ended && idle > CLOSED_LINGER_NS) || idle > TCP_IDLE_NS
+            })
             .map(|(k, d)| (d.id, *k))
             .collect();
         idle.sort();
