@@ -155,7 +155,7 @@ impl Summary {
         if self.left_out > 0 {
             let _ = writeln!(
                 s,
-                "  {} SMC record(s) left out of the classic pcap (Ethernet only; pcapng keeps them)",
+                "  {} SMC or data-trace record(s) left out of the classic pcap (Ethernet only; pcapng keeps them, the tables have them)",
                 self.left_out
             );
         }
@@ -294,6 +294,7 @@ struct Owned {
     discard: crate::trace::DiscardCode,
     note: String,
     socket: Option<analyze::Socket>,
+    system: u8,
 }
 
 /// The socket of a data-trace record, for the analysis.
@@ -333,6 +334,7 @@ impl Owned {
             discard: self.discard,
             note: self.note.clone(),
             socket: self.socket.clone(),
+            system: self.system,
         }
     }
 }
@@ -356,6 +358,8 @@ struct Handler<'a, W: Write> {
     filter_all: bool,
     /// Per input: a run of packets on one interface, counted before touching the map.
     runs: Vec<Option<(String, u64)>>,
+    /// Per input: its system's number in a merge of several systems (0 otherwise).
+    systems: Vec<u8>,
     path: Option<PathFeed<'a>>,
 }
 
@@ -390,6 +394,7 @@ impl<'a, W: Write> Handler<'a, W> {
             stop: false,
             filter_all: opts.filter.is_empty(),
             runs: vec![None; inputs],
+            systems: vec![0; inputs],
             path: None,
         })
     }
@@ -413,29 +418,36 @@ impl<'a, W: Write> Handler<'a, W> {
         if p.discard.is_discard() {
             *sum.discards.entry(p.discard.0).or_default() += 1;
         }
-        if !self.filter_all && !self.opts.filter.matches(p) {
-            return;
-        }
-        let r = match &mut self.sink {
-            Sink::Pcapng(w) => w.write(p, self.discards).map(|()| true),
-            Sink::Libpcap(w) => w.write(p),
-            Sink::None(_) => Ok(true),
-        };
-        match r {
-            Ok(true) => sum.written += 1,
-            Ok(false) => {
-                // Left out of a classic pcap (SMC records): counted, and no frame
-                // number is used up.
-                sum.left_out += 1;
-                return;
+        let keep = self.filter_all || self.opts.filter.matches(p);
+        // 0: not in the output file (filtered out, or no place for it in a classic
+        // pcap).
+        let mut frame = 0;
+        if keep {
+            let r = match &mut self.sink {
+                Sink::Pcapng(w) => w.write(p, self.discards).map(|()| true),
+                Sink::Libpcap(w) => w.write(p),
+                Sink::None(_) => Ok(true),
+            };
+            match r {
+                Ok(true) => {
+                    sum.written += 1;
+                    self.frames += 1;
+                    frame = self.frames;
+                }
+                // Left out of a classic pcap (SMC and data-trace records): counted, no
+                // frame number used up, still analysed (frame 0: datatrace.csv and the
+                // session totals have them, packets.csv does not).
+                Ok(false) => sum.left_out += 1,
+                Err(e) => {
+                    self.failure = Some(e);
+                    self.stop = true;
+                    return;
+                }
             }
-            Err(e) => {
-                self.failure = Some(e);
-                self.stop = true;
-                return;
-            }
         }
-        self.frames += 1;
+        // The path is judged on every packet decoded, so that a filter hiding one view
+        // (or cutting between two sightings) does not turn a delivered packet into a
+        // lost one; path.csv lists the packets of the output.
         if let Some(pf) = &mut self.path {
             let side = match p.format.0 {
                 4 | 6 => Some(analyze::path::Side::Stack),
@@ -445,7 +457,7 @@ impl<'a, W: Write> Handler<'a, W> {
             if let Some(side) = side {
                 let s = analyze::path::Sighting {
                     side,
-                    frame: self.frames,
+                    frame,
                     time_ns: p.time_ns,
                     outbound: p.outbound(),
                     link: p.link,
@@ -460,6 +472,9 @@ impl<'a, W: Write> Handler<'a, W> {
                 }
             }
         }
+        if !keep {
+            return;
+        }
         if let Some(tx) = &self.feed {
             let name = match &self.iface {
                 Some(i) if **i == *p.interface => i.clone(),
@@ -470,7 +485,7 @@ impl<'a, W: Write> Handler<'a, W> {
                 }
             };
             self.batch.push(Owned {
-                frame: self.frames,
+                frame,
                 time_ns: p.time_ns,
                 interface: name,
                 outbound: p.outbound(),
@@ -480,6 +495,7 @@ impl<'a, W: Write> Handler<'a, W> {
                 discard: p.discard,
                 note: packet_note(p),
                 socket: socket_of(p),
+                system: self.systems[input],
             });
             if self.batch.len() >= BATCH
                 && tx
@@ -802,9 +818,11 @@ pub fn merge<R: Read + Send, W: Write>(
         };
         // The layouts first (a failed input sends none: its error comes from its join).
         let mut parts = Vec::new();
+        let mut systems: Vec<String> = Vec::new();
         for (rx, name) in rxs.iter().zip(&names) {
             if let Ok(Decoded::Layout(l)) = rx.recv() {
                 parts.push(section_of(name, &l));
+                systems.push(l.system.clone().unwrap_or_else(|| "?".into()));
             }
         }
         type Run<W> = (Vec<Summary>, Option<analyze::path::Stats>, W, u64);
@@ -826,6 +844,23 @@ pub fn merge<R: Read + Send, W: Write>(
                 },
             };
             let mut h = Handler::new(out, &section, names.len(), feed, opts, discards)?;
+            // Traces of several systems: each system's packets are a view of their own
+            // (sessions kept apart) and their interface names say whose they are.
+            let mut distinct: Vec<&String> = Vec::new();
+            for y in &systems {
+                if !distinct.contains(&y) {
+                    distinct.push(y);
+                }
+            }
+            let prefixes: Vec<Option<String>> = if distinct.len() > 1 {
+                for (i, y) in systems.iter().enumerate() {
+                    let n = distinct.iter().position(|d| *d == y).unwrap_or(0);
+                    h.systems[i] = u8::try_from(n).unwrap_or(u8::MAX);
+                }
+                systems.iter().map(|y| Some(format!("{y}/"))).collect()
+            } else {
+                vec![None; names.len()]
+            };
             let mut sums = vec![Summary::default(); names.len()];
             let mut queues: Vec<std::collections::VecDeque<Packet>> =
                 names.iter().map(|_| Default::default()).collect();
@@ -856,9 +891,12 @@ pub fn merge<R: Read + Send, W: Write>(
             let mut out_of_order = 0u64;
             // Bytes of packet data in the heap.
             let mut held = 0usize;
-            let mut emit = |q: Queued, h: &mut Handler<'_, W>, sums: &mut [Summary]| {
+            let mut emit = |mut q: Queued, h: &mut Handler<'_, W>, sums: &mut [Summary]| {
                 if q.time_ns < last_ns {
                     out_of_order += 1;
+                }
+                if let Some(prefix) = &prefixes[q.input] {
+                    q.packet.interface.insert_str(0, prefix);
                 }
                 last_ns = last_ns.max(q.time_ns);
                 h.packet(&q.packet, q.input, &mut sums[q.input]);
@@ -1011,6 +1049,7 @@ pub fn analyze_capture<R: Read>(
             discard: crate::trace::DiscardCode(0),
             note: String::new(),
             socket: None,
+            system: 0,
         })
     })?;
     let (_, stats) = a.finish().map_err(Error::Unlocated)?;

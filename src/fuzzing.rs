@@ -237,6 +237,7 @@ pub fn analysis(data: &[u8]) {
                 dst_port: u16::from(dir),
                 attls: "",
             }),
+            system: dir >> 7,
         };
         let _ = a.packet(&input);
     }

@@ -820,8 +820,16 @@ fn convert_merged(
     filter: &FilterArgs,
 ) -> Result<Status> {
     let discards = decode.discards()?;
-    if name.is_empty() || name.contains(['/', '\\']) {
-        bail!("--name {name:?}: give a file name without directories");
+    if name.is_empty() || name.starts_with('.') || name.contains(['/', '\\']) {
+        bail!("--name {name:?}: give a file name without directories, not starting with '.'");
+    }
+    for (i, a) in traces.iter().enumerate() {
+        if traces[..i].iter().any(|b| same_file(a, b)) {
+            bail!(
+                "{}: given twice; a merge would hold every packet twice",
+                a.display()
+            );
+        }
     }
     std::fs::create_dir_all(&c.out)
         .with_context(|| format!("{}: cannot create directory", c.out.display()))?;
@@ -945,8 +953,13 @@ fn convert_merged(
         write!(stdout, "{}", merged.render(name, &discards))?;
         writeln!(stdout, "  wrote {}", dest.display())?;
         stdout.flush()?;
-    } else if !merged.clean() {
-        eprintln!("{name}: problems in the inputs (run without --quiet for details)");
+    } else {
+        for (n, s) in merged.inputs.iter().filter(|(_, s)| !s.clean()) {
+            eprintln!(
+                "{n}: {} problem(s), {} bytes skipped (run without --quiet for details)",
+                s.report.losses, s.report.bytes_skipped
+            );
+        }
     }
     Ok(if merged.clean() {
         Status::Clean

@@ -434,7 +434,18 @@ impl Filter {
         if self.hosts.is_empty() && self.ports.is_empty() && self.protocols.is_empty() {
             return true;
         }
-        let e = endpoints(p.link, &p.data);
+        let e = match &p.data_trace {
+            // A data-trace record holds no IP header: its PTHDR names the socket.
+            Some(d) => Endpoints {
+                src: p.header.src_ip(),
+                dst: p.header.dst_ip(),
+                protocol: Some(d.protocol),
+                src_port: p.header.ports.map(|x| x[0]),
+                dst_port: p.header.ports.map(|x| x[1]),
+                arp: false,
+            },
+            None => endpoints(p.link, &p.data),
+        };
         if !self.hosts.is_empty()
             && !self.hosts.iter().any(|h| {
                 e.src.is_some_and(|a| h.contains(a)) || e.dst.is_some_and(|a| h.contains(a))

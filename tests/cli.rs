@@ -468,3 +468,99 @@ fn merging_two_packet_traces_writes_no_path_csv() {
         .collect();
     assert!(left.is_empty(), "temporary files left: {left:?}");
 }
+
+#[test]
+fn filters_and_libpcap_keep_data_trace_records_where_they_belong() {
+    let dir = tmpdir("dt-filters");
+    // --port looks at the socket the data-trace PTHDR names: the 40 records of the
+    // control connection (port 21) of the 52.
+    let out = zctrace(&[
+        "convert".as_ref(),
+        sample("ftp_datatrace.trace").as_os_str(),
+        "--port".as_ref(),
+        "21".as_ref(),
+        "-o".as_ref(),
+        dir.join("port").as_os_str(),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("52 packets") && text.contains("40 written"),
+        "{text}"
+    );
+    // A classic pcap has no place for them, the tables still do (no packets.csv
+    // rows: they have no frame number).
+    let out = zctrace(&[
+        "convert".as_ref(),
+        sample("ftp_datatrace.trace").as_os_str(),
+        "--libpcap".as_ref(),
+        "-o".as_ref(),
+        dir.join("pcap").as_os_str(),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("52 SMC or data-trace record(s) left out of the classic pcap"),
+        "{text}"
+    );
+    let dt = std::fs::read_to_string(dir.join("pcap/ftp_datatrace.trace.datatrace.csv")).unwrap();
+    assert_eq!(dt.lines().count(), 53);
+    let pk = std::fs::read_to_string(dir.join("pcap/ftp_datatrace.trace.packets.csv")).unwrap();
+    assert_eq!(pk.lines().count(), 1);
+    let ss = std::fs::read_to_string(dir.join("pcap/ftp_datatrace.trace.sessions.csv")).unwrap();
+    assert!(
+        ss.lines()
+            .any(|l| l.contains(",21,datatrace,") && l.contains("FTPD1,40,")),
+        "{ss}"
+    );
+}
+
+#[test]
+fn merging_two_systems_keeps_their_views_apart() {
+    let dir = tmpdir("two-systems");
+    let cap = common::captures_dir().join("ftp_ipv4_active_port_and_passive_pasv__zeek.pcap");
+    // Both ends of the same FTP session traced on their own LPAR.
+    for (sys, host) in [("SYSA", "141.142.220.235"), ("SYSB", "199.233.217.249")] {
+        let out = zctrace(&[
+            "synth".as_ref(),
+            cap.as_os_str(),
+            "-o".as_ref(),
+            dir.join(format!("{sys}.trace")).as_os_str(),
+            "--system".as_ref(),
+            sys.as_ref(),
+            "--zos-host".as_ref(),
+            host.as_ref(),
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+    }
+    let out = zctrace(&[
+        "convert".as_ref(),
+        "--merge".as_ref(),
+        dir.join("SYSA.trace").as_os_str(),
+        dir.join("SYSB.trace").as_os_str(),
+        "-o".as_ref(),
+        dir.join("out").as_os_str(),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("SYSA/OSAQDIO1 95") && text.contains("SYSB/OSAQDIO1 95"),
+        "{text}"
+    );
+    let ss = std::fs::read_to_string(dir.join("out/merged.sessions.csv")).unwrap();
+    let rows: Vec<&str> = ss.lines().skip(1).collect();
+    // Each connection once per system, seen from its own side, no retransmissions.
+    assert_eq!(rows.len(), 10, "{ss}");
+    assert_eq!(
+        rows.iter()
+            .filter(|r| r.contains(",SYSA/OSAQDIO1,"))
+            .count(),
+        5
+    );
+    let ex = std::fs::read_to_string(dir.join("out/merged.exceptions.csv")).unwrap();
+    assert_eq!(ex.lines().count(), 1, "{ex}");
+    let control: Vec<&&str> = rows.iter().filter(|r| r.contains(",21,")).collect();
+    assert_eq!(control.len(), 2, "{control:?}");
+    assert!(
+        control.iter().any(|r| r.contains(",local,"))
+            && control.iter().any(|r| r.contains(",remote,"))
+    );
+}

@@ -394,3 +394,57 @@ fn same_headers_other_bytes_pair_by_content() {
     assert_eq!(rows[0].latency_ns, Some(3_000));
     assert_eq!(rows[1].latency_ns, Some(1_000));
 }
+
+#[test]
+fn a_filter_hiding_one_view_does_not_turn_delivered_packets_into_losses() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("samples");
+    let stack = std::fs::read(root.join("pair_stack.trace")).unwrap();
+    let osa = std::fs::read(root.join("pair_osa.trace")).unwrap();
+    let places = |interfaces: Vec<String>| {
+        let mut rows = Vec::new();
+        let mut sink = |r: &PathRow| {
+            rows.push(r.clone());
+            Ok(())
+        };
+        let opts = convert::Options {
+            filter: zctrace::net::Filter {
+                interfaces,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        convert::merge(
+            vec![("s".to_string(), &stack[..]), ("o".to_string(), &osa[..])],
+            std::io::sink(),
+            None,
+            Some(convert::PathOutput {
+                rows: &mut sink,
+                window_ns: 1_000_000_000,
+                utc_offset: None,
+            }),
+            &opts,
+            &DiscardTable::default(),
+            |_| {},
+        )
+        .unwrap();
+        rows
+    };
+    let all = places(Vec::new());
+    let osa_only = places(vec!["EZANTAOSA1".into()]);
+    // Every packet the adapter saw keeps its place; the stack's frame numbers are
+    // empty because those frames are not in the output.
+    let seen_by_osa: Vec<(&str, Option<u16>)> = all
+        .iter()
+        .filter(|r| r.no_osa.is_some())
+        .map(|r| (r.where_, r.code))
+        .collect();
+    let got: Vec<(&str, Option<u16>)> = osa_only.iter().map(|r| (r.where_, r.code)).collect();
+    assert_eq!(got, seen_by_osa);
+    assert!(
+        osa_only
+            .iter()
+            .all(|r| r.no_stack.is_none() && r.no_osa.is_some())
+    );
+    assert!(osa_only.iter().any(|r| r.where_ == "stack-dropped"));
+    assert!(osa_only.iter().all(|r| r.where_ != "wire-only"));
+}

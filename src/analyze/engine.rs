@@ -73,6 +73,10 @@ pub struct Input<'a> {
     /// A data-trace record: the socket its PTHDR describes (the data is application
     /// bytes, no IP header).
     pub socket: Option<Socket>,
+    /// Which system's trace it comes from, when a merge holds traces of several
+    /// systems (0 otherwise): their sessions are kept apart like the adapter's and the
+    /// stack's views of one system.
+    pub system: u8,
 }
 
 /// The socket of a data-trace record, from its PTHDR.
@@ -127,8 +131,8 @@ struct Key {
     remote_port: u16,
     /// ICMP: echo identifier or message type.
     extra: u16,
-    /// Whose view: 0 the stack's (IP packets: packet trace, EE, capture reduced to IP),
-    /// 1 the adapter's (Ethernet frames: OSAENTA). A merge of an OSAENTA trace with a
+    /// Whose view: even the stack's (IP packets: packet trace, EE, capture reduced to
+    /// IP), odd the adapter's (Ethernet frames: OSAENTA); `Input::system` * 2 added. A merge of an OSAENTA trace with a
     /// packet trace sees every packet twice; kept apart, neither view's sessions count
     /// the other's sightings as retransmissions.
     view: u8,
@@ -466,7 +470,8 @@ impl<'d, S: Sink> Analyzer<'d, S> {
                 };
                 // Both ends local (loopback): the session may be keyed from the other
                 // end, and then in and out swap.
-                let found = [0, 1]
+                let stack_view = p.system.wrapping_mul(2);
+                let found = [stack_view, stack_view | 1]
                     .into_iter()
                     .flat_map(|view| [(key(view), outbound), (key(view).reversed(), !outbound)])
                     .find(|(k, _)| self.sessions.contains_key(k));
@@ -477,7 +482,7 @@ impl<'d, S: Sink> Analyzer<'d, S> {
                             .add(s, out, bytes);
                         Some(sess.id)
                     }
-                    None => Some(self.data_socket(key(0), p, s, outbound, bytes)?),
+                    None => Some(self.data_socket(key(stack_view), p, s, outbound, bytes)?),
                 }
             }
             _ => None,
@@ -532,7 +537,13 @@ impl<'d, S: Sink> Analyzer<'d, S> {
         prow.session = session;
         prow.message.0 = format!("data trace {} record, job {}", s.state, s.job);
         prow.note.push_str(&p.note);
-        let written = self.sink.packet(&prow);
+        // Frame 0: a record the output file has no place for (classic pcap): its
+        // datatrace.csv row stands, it has no packets.csv row.
+        let written = if p.frame > 0 {
+            self.sink.packet(&prow)
+        } else {
+            Ok(())
+        };
         self.row = prow;
         self.stats.packets += 1;
         written?;
@@ -788,7 +799,11 @@ impl<'d, S: Sink> Analyzer<'d, S> {
             }
             row.message.0.push_str(m);
         }
-        let written = self.sink.packet(&row);
+        let written = if p.frame > 0 {
+            self.sink.packet(&row)
+        } else {
+            Ok(())
+        };
         self.row = row;
         written?;
         self.packets_seen += 1;
@@ -2017,7 +2032,8 @@ fn flow_key(
     }
 }
 
-/// `Key::view` of a packet.
+/// `Key::view` of a packet: its system's number, and whether it is the adapter's
+/// view (Ethernet frames) or the stack's.
 fn view_of(p: &Input<'_>) -> u8 {
-    u8::from(p.link == Link::Ethernet)
+    p.system.wrapping_mul(2) | u8::from(p.link == Link::Ethernet)
 }

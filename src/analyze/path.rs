@@ -43,7 +43,8 @@ pub enum Side {
 #[derive(Clone, Copy, Debug)]
 pub struct Sighting<'a> {
     pub side: Side,
-    /// Frame number in the merged pcapng.
+    /// Frame number in the merged pcapng; 0 when the packet is not in it (filtered
+    /// out): it still counts for the path, and its row's number stays empty.
     pub frame: u64,
     pub time_ns: i64,
     pub outbound: bool,
@@ -370,13 +371,20 @@ impl Correlator {
                     self.waiting.remove(&(k, side));
                 }
             }
-            let row = self.row(e, discards);
-            out(&row)?;
+            if let Some(row) = self.row(e, discards) {
+                out(&row)?;
+            }
         }
         Ok(())
     }
 
-    fn row(&mut self, e: Entry, discards: &DiscardTable) -> PathRow {
+    /// The row of a settled entry; `None` when neither sighting is in the output
+    /// (filtered out).
+    fn row(&mut self, e: Entry, discards: &DiscardTable) -> Option<PathRow> {
+        let written = |s: Option<Seen>| s.map(|s| s.frame).filter(|&f| f > 0);
+        if written(e.osa).is_none() && written(e.stack).is_none() {
+            return None;
+        }
         let mut r = e.row;
         // The stack knows best which way a packet went (the adapter's flags are its own).
         let outbound = e.stack.or(e.osa).is_some_and(|s| s.outbound);
@@ -412,8 +420,8 @@ impl Correlator {
             }
         }
         *self.stats.places.entry(place).or_default() += 1;
-        r.no_osa = e.osa.map(|s| s.frame);
-        r.no_stack = e.stack.map(|s| s.frame);
+        r.no_osa = written(e.osa);
+        r.no_stack = written(e.stack);
         let time = |s: Option<Seen>| {
             s.map_or_else(String::new, |s| iso8601_at(s.time_ns, self.utc_offset))
         };
@@ -427,7 +435,7 @@ impl Correlator {
         r.where_ = place;
         r.code = code.map(|c| c.0);
         r.discard = code.map_or_else(String::new, |c| discards.describe(c));
-        r
+        Some(r)
     }
 }
 
