@@ -448,3 +448,53 @@ fn a_filter_hiding_one_view_does_not_turn_delivered_packets_into_losses() {
     assert!(osa_only.iter().any(|r| r.where_ == "stack-dropped"));
     assert!(osa_only.iter().all(|r| r.where_ != "wire-only"));
 }
+
+#[test]
+fn repeated_pairs_with_varied_flows_still_pair_one_to_one() {
+    // synth --repeat --vary-flows moves the ephemeral ports of each repetition; the
+    // OSAENTA half (Ethernet frames) must move them the same way.
+    let cap = std::fs::read(
+        common::captures_dir().join("ftp_ipv4_active_port_and_passive_pasv__zeek.pcap"),
+    )
+    .unwrap();
+    let base = synth::Options {
+        repeat: 3,
+        vary_flows: true,
+        ..Default::default()
+    };
+    let (so, oo) = synth::Pair {
+        delay_ns: DELAY_NS,
+        ..Default::default()
+    }
+    .options(&base);
+    let mut a = Vec::new();
+    let mut b = Vec::new();
+    let sa = synth::synthesize(&cap[..], &mut a, &so, None).unwrap();
+    let sb = synth::synthesize(&cap[..], &mut b, &oo, None).unwrap();
+    assert_eq!(sa.packets, sb.packets);
+    let mut rows = Vec::new();
+    let mut sink = |r: &PathRow| {
+        rows.push(r.clone());
+        Ok(())
+    };
+    let (m, _) = convert::merge(
+        vec![("s".to_string(), &a[..]), ("o".to_string(), &b[..])],
+        std::io::sink(),
+        None,
+        Some(convert::PathOutput {
+            rows: &mut sink,
+            window_ns: 1_000_000_000,
+            utc_offset: None,
+        }),
+        &convert::Options::default(),
+        &DiscardTable::default(),
+        |_| {},
+    )
+    .unwrap();
+    let stats = m.path.unwrap();
+    assert_eq!(stats.matched, sa.packets);
+    assert_eq!(rows.len() as u64, sa.packets);
+    let ports: std::collections::BTreeSet<Option<u16>> =
+        rows.iter().map(|r| r.local_port).collect();
+    assert!(ports.len() >= 3 * 5, "{ports:?}");
+}

@@ -445,7 +445,7 @@ pub fn synthesize<R: Read, W: Write>(
                 .and_then(|r| period.checked_mul(r))
                 .ok_or_else(|| capture_error("repeated packet times out of range"))?;
             for p in &kept {
-                if opts.vary_flows && !opts.osaenta {
+                if opts.vary_flows {
                     em.emit(&p.with_ports_varied(rep), shift, None)?;
                 } else {
                     em.emit(p, shift, None)?;
@@ -659,16 +659,17 @@ impl Plan {
 impl Prepared {
     /// A copy whose ephemeral TCP/UDP ports (1024 and up) are moved for repetition
     /// `rep`, the same way in both directions, so each repetition is a new set of
-    /// connections. Packet mode only (the ports follow the IP header).
+    /// connections (in OSAENTA mode too, so that a pair stays a pair).
     fn with_ports_varied(&self, rep: u64) -> Prepared {
         let mut p = Prepared {
             data: self.data.clone(),
             ip: self.ip,
             ..*self
         };
+        let at = p.net + p.ip.map_or(0, |i| i.hdr_len);
         if let Some(ip) = &mut p.ip
             && ip.ports != [0, 0]
-            && let Some(b) = p.data.get_mut(ip.hdr_len..ip.hdr_len + 4)
+            && let Some(b) = p.data.get_mut(at..at + 4)
         {
             for (i, port) in ip.ports.iter_mut().enumerate() {
                 if *port >= 1024 {
@@ -685,6 +686,9 @@ impl Prepared {
 struct Prepared {
     /// 1-based frame number in the capture (0 for data-trace start and end records).
     frame: u64,
+    /// Where the IP header starts in `data` (after the Ethernet header in OSAENTA
+    /// mode).
+    net: usize,
     /// The 16-byte name field, when it is not the interface name (data trace: job
     /// name and socket description).
     name: Option<[u8; 16]>,
@@ -742,6 +746,7 @@ impl Sockets {
         name[11] = state;
         Prepared {
             frame: p.frame,
+            net: 0,
             name: Some(name),
             time_ns: p.time_ns,
             data: data.to_vec(),
@@ -925,6 +930,7 @@ impl Converter<'_> {
         }
         Ok(Ok(Prepared {
             frame: f.number,
+            net,
             name: None,
             time_ns,
             data: bytes,
