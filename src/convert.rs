@@ -367,6 +367,9 @@ struct Handler<'a, W: Write> {
 struct PathFeed<'a> {
     correlator: analyze::path::Correlator,
     rows: &'a mut (dyn FnMut(&PathRow) -> std::io::Result<()> + Send),
+    /// By system number: both an OSAENTA and a packet trace of it are merged (only
+    /// those systems' packets are correlated).
+    paired: Vec<bool>,
 }
 
 impl<'a, W: Write> Handler<'a, W> {
@@ -448,7 +451,10 @@ impl<'a, W: Write> Handler<'a, W> {
         // The path is judged on every packet decoded, so that a filter hiding one view
         // (or cutting between two sightings) does not turn a delivered packet into a
         // lost one; path.csv lists the packets of the output.
-        if let Some(pf) = &mut self.path {
+        let system = self.systems[input];
+        if let Some(pf) = &mut self.path
+            && pf.paired.get(usize::from(system)) == Some(&true)
+        {
             let side = match p.format.0 {
                 4 | 6 => Some(analyze::path::Side::Stack),
                 7 => Some(analyze::path::Side::Osa),
@@ -464,6 +470,7 @@ impl<'a, W: Write> Handler<'a, W> {
                     data: &p.data,
                     orig_len: p.orig_len,
                     discard: p.discard,
+                    system,
                 };
                 if let Err(e) = pf.correlator.push(&s, self.discards, &mut pf.rows) {
                     self.failure = Some(Error::Unlocated(e));
@@ -818,11 +825,11 @@ pub fn merge<R: Read + Send, W: Write>(
         };
         // The layouts first (a failed input sends none: its error comes from its join).
         let mut parts = Vec::new();
-        let mut systems: Vec<String> = Vec::new();
+        let mut systems: Vec<Option<String>> = Vec::new();
         for (rx, name) in rxs.iter().zip(&names) {
             if let Ok(Decoded::Layout(l)) = rx.recv() {
                 parts.push(section_of(name, &l));
-                systems.push(l.system.clone().unwrap_or_else(|| "?".into()));
+                systems.push(l.system.clone());
             }
         }
         type Run<W> = (Vec<Summary>, Option<analyze::path::Stats>, W, u64);
@@ -844,20 +851,34 @@ pub fn merge<R: Read + Send, W: Write>(
                 },
             };
             let mut h = Handler::new(out, &section, names.len(), feed, opts, discards)?;
-            // Traces of several systems: each system's packets are a view of their own
-            // (sessions kept apart) and their interface names say whose they are.
+            // Traces of several systems (as their writer headers name them): each
+            // system's packets are a view of their own (sessions kept apart) and their
+            // interface names say whose they are. An input that names no system joins
+            // the first one named.
             let mut distinct: Vec<&String> = Vec::new();
-            for y in &systems {
+            for y in systems.iter().flatten() {
                 if !distinct.contains(&y) {
                     distinct.push(y);
                 }
             }
+            if distinct.len() > 127 {
+                return Err(Error::Usage(format!(
+                    "{} systems in one merge: at most 127",
+                    distinct.len()
+                )));
+            }
             let prefixes: Vec<Option<String>> = if distinct.len() > 1 {
                 for (i, y) in systems.iter().enumerate() {
-                    let n = distinct.iter().position(|d| *d == y).unwrap_or(0);
-                    h.systems[i] = u8::try_from(n).unwrap_or(u8::MAX);
+                    let n = y
+                        .as_ref()
+                        .and_then(|y| distinct.iter().position(|d| *d == y))
+                        .unwrap_or(0);
+                    h.systems[i] = n as u8;
                 }
-                systems.iter().map(|y| Some(format!("{y}/"))).collect()
+                h.systems
+                    .iter()
+                    .map(|&n| Some(format!("{}/", distinct[usize::from(n)])))
+                    .collect()
             } else {
                 vec![None; names.len()]
             };
@@ -877,12 +898,24 @@ pub fn merge<R: Read + Send, W: Write>(
                     Ok(Decoded::Layout(_)) | Err(_) => open[i] = false,
                 }
             }
-            let seen = |f: &dyn Fn(u32) -> bool| queues.iter().flatten().any(|p| f(p.format.0));
-            let both = seen(&|f| f == 7) && seen(&|f| f == 4 || f == 6);
-            if let Some(p) = path.filter(|_| both) {
+            // Per system: are both its views there?
+            let mut views = [[false; 2]; 128];
+            for (i, q) in queues.iter().enumerate() {
+                let y = usize::from(h.systems[i]);
+                for p in q {
+                    match p.format.0 {
+                        7 => views[y][0] = true,
+                        4 | 6 => views[y][1] = true,
+                        _ => {}
+                    }
+                }
+            }
+            let paired: Vec<bool> = views.iter().map(|v| v[0] && v[1]).collect();
+            if let Some(p) = path.filter(|_| paired.contains(&true)) {
                 h.path = Some(PathFeed {
                     correlator: analyze::path::Correlator::new(p.window_ns, p.utc_offset),
                     rows: p.rows,
+                    paired,
                 });
             }
             let mut steps = 0u64;

@@ -285,6 +285,7 @@ pub fn path(data: &[u8]) {
             data: pkt,
             orig_len: n as u32,
             discard: crate::trace::DiscardCode(u16::from(dir & 0x0C)),
+            system: dir >> 7,
         };
         let _ = c.push(&s, &d, &mut count);
     }

@@ -355,6 +355,7 @@ fn push_all(sightings: &[(zctrace::analyze::path::Side, i64, Vec<u8>)]) -> Vec<P
             data,
             orig_len: data.len() as u32,
             discard: zctrace::trace::DiscardCode(0),
+            system: 0,
         };
         c.push(&s, &d, &mut out).unwrap();
     }
@@ -497,4 +498,114 @@ fn repeated_pairs_with_varied_flows_still_pair_one_to_one() {
     let ports: std::collections::BTreeSet<Option<u16>> =
         rows.iter().map(|r| r.local_port).collect();
     assert!(ports.len() >= 3 * 5, "{ports:?}");
+}
+
+fn merge_rows(inputs: Vec<(String, Vec<u8>)>) -> (convert::Merged, Vec<PathRow>) {
+    let mut rows = Vec::new();
+    let mut sink = |r: &PathRow| {
+        rows.push(r.clone());
+        Ok(())
+    };
+    let (m, _) = convert::merge(
+        inputs.iter().map(|(n, b)| (n.clone(), &b[..])).collect(),
+        std::io::sink(),
+        None,
+        Some(convert::PathOutput {
+            rows: &mut sink,
+            window_ns: 1_000_000_000,
+            utc_offset: None,
+        }),
+        &convert::Options::default(),
+        &DiscardTable::default(),
+        |_| {},
+    )
+    .unwrap();
+    (m, rows)
+}
+
+#[test]
+fn each_system_pairs_its_own_adapter_and_stack_only() {
+    // SYSA traced its adapter and its stack; SYSB, the far end of the same
+    // connections, only its stack. In any input order SYSA's sightings pair with each
+    // other and SYSB's packets stay out of path.csv.
+    let cap = std::fs::read(
+        common::captures_dir().join("ftp_ipv4_active_port_and_passive_pasv__zeek.pcap"),
+    )
+    .unwrap();
+    let a = synth::Options {
+        system: "SYSA".into(),
+        hosts: vec!["141.142.220.235".parse().unwrap()],
+        ..Default::default()
+    };
+    let (a_stack, a_osa) = synth::Pair {
+        delay_ns: DELAY_NS,
+        ..Default::default()
+    }
+    .options(&a);
+    let b_stack = synth::Options {
+        system: "SYSB".into(),
+        hosts: vec!["199.233.217.249".parse().unwrap()],
+        ..Default::default()
+    };
+    let make = |o: &synth::Options| {
+        let mut v = Vec::new();
+        synth::synthesize(&cap[..], &mut v, o, None).unwrap();
+        v
+    };
+    let (sa, oa, sb) = (make(&a_stack), make(&a_osa), make(&b_stack));
+    for order in [[0, 1, 2], [1, 2, 0], [2, 0, 1]] {
+        let all = [("a_stack", &sa), ("a_osa", &oa), ("b_stack", &sb)];
+        let inputs = order
+            .iter()
+            .map(|&i| (all[i].0.to_string(), all[i].1.clone()))
+            .collect();
+        let (m, rows) = merge_rows(inputs);
+        let stats = m.path.unwrap();
+        assert_eq!(rows.len(), 95, "{order:?}");
+        assert_eq!(stats.matched, 95, "{order:?}");
+        assert!(rows.iter().all(|r| r.where_ == "delivered"
+            && r.latency_ns == Some(DELAY_NS)
+            && r.local_ip == "141.142.220.235"));
+    }
+}
+
+#[test]
+fn an_input_naming_no_system_joins_the_named_one() {
+    // A data trace whose writer header is too short to name its system, merged with
+    // the packet trace of SYSA: one system, so the records find their sessions.
+    let cap = std::fs::read(
+        common::captures_dir().join("ftp_ipv4_active_port_and_passive_pasv__zeek.pcap"),
+    )
+    .unwrap();
+    let mut packets = Vec::new();
+    let o = synth::Options {
+        system: "SYSA".into(),
+        ..Default::default()
+    };
+    synth::synthesize(&cap[..], &mut packets, &o, None).unwrap();
+    let mut data = Vec::new();
+    let o = synth::Options {
+        data_trace: true,
+        header_len: 8,
+        ..Default::default()
+    };
+    synth::synthesize(&cap[..], &mut data, &o, None).unwrap();
+    let mut tables = zctrace::analyze::rows::Collect::default();
+    let (m, _) = convert::merge(
+        vec![
+            ("p".to_string(), &packets[..]),
+            ("d".to_string(), &data[..]),
+        ],
+        std::io::sink(),
+        Some((&mut tables, &Default::default())),
+        None,
+        &convert::Options::default(),
+        &DiscardTable::default(),
+        |_| {},
+    )
+    .unwrap();
+    assert_eq!(m.inputs[1].1.layout.system, None);
+    assert!(tables.sessions.iter().all(|s| !s.interface.0.contains('/')));
+    assert!(tables.sessions.iter().all(|s| s.interface.0 != "datatrace"));
+    assert!(tables.datatrace.iter().all(|d| d.session.is_some()));
 }

@@ -349,7 +349,9 @@ pub struct Analyzer<'d, S: Sink> {
     expect: Map<(u8, IpAddr, u16), (u64, usize)>,
     /// Control session id -> key (to reach a control session from its data session).
     controls: Map<u64, Key>,
-    failures_by_addr: Map<IpAddr, (u64, i64)>,
+    /// Failed FTP logins by (view, remote address): a merge's adapter and stack views
+    /// see the same attempts.
+    failures_by_addr: Map<(u8, IpAddr), (u64, i64)>,
     /// Data-trace sockets no packet-trace session matched, until their end record.
     data_sockets: Map<Key, DataSocket>,
     /// Ports of fragmented datagrams by (source, destination, protocol, IP id).
@@ -770,7 +772,8 @@ impl<'d, S: Sink> Analyzer<'d, S> {
                 p.discard.0,
                 self.discards.describe(p.discard)
             );
-            self.exception(p.time_ns, None, Some(p.frame), "error", "discard", text)?;
+            let frame = (p.frame > 0).then_some(p.frame);
+            self.exception(p.time_ns, None, frame, "error", "discard", text)?;
         }
         if let Some(m) = described {
             if row.app.is_empty() {
@@ -786,7 +789,7 @@ impl<'d, S: Sink> Analyzer<'d, S> {
                 self.exception(
                     p.time_ns,
                     session,
-                    Some(p.frame),
+                    (p.frame > 0).then_some(p.frame),
                     e.severity,
                     e.category,
                     e.text,
@@ -997,7 +1000,8 @@ impl<'d, S: Sink> Analyzer<'d, S> {
             self.sink.tls(&r)?;
         }
         for (sev, cat, m) in exceptions {
-            self.exception(p.time_ns, Some(sess), Some(p.frame), sev, cat, m)?;
+            let frame = (p.frame > 0).then_some(p.frame);
+            self.exception(p.time_ns, Some(sess), frame, sev, cat, m)?;
         }
         self.flush_ftp_rows(&key)?;
         Ok(sess)
@@ -1188,7 +1192,7 @@ impl<'d, S: Sink> Analyzer<'d, S> {
             .failures_by_addr
             .iter()
             .filter(|(_, v)| v.0 >= BRUTE_FORCE_FAILURES)
-            .map(|(a, v)| (*a, v.0, v.1))
+            .map(|((_, a), v)| (*a, v.0, v.1))
             .collect();
         brute.sort();
         for (addr, n, t) in brute {
@@ -1368,7 +1372,7 @@ impl<'d, S: Sink> Analyzer<'d, S> {
             ));
             let e = self
                 .failures_by_addr
-                .entry(s.key.remote)
+                .entry((s.key.view, s.key.remote))
                 .or_insert((0, s.end_ns));
             e.0 += s.ftp_failures;
         }

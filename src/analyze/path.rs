@@ -52,6 +52,9 @@ pub struct Sighting<'a> {
     pub data: &'a [u8],
     pub orig_len: u32,
     pub discard: DiscardCode,
+    /// The system whose traces these are (a merge of several systems pairs each
+    /// system's adapter and stack sightings only with each other).
+    pub system: u8,
 }
 
 /// A path.csv row (outputs.md section 10). Field names are the column names.
@@ -137,7 +140,7 @@ impl Stats {
     /// Lines for the per-file summary.
     pub fn render(&self) -> String {
         let mut s = format!(
-            "  path: {} adapter (OSAENTA) and {} stack packets, {} seen on both",
+            "  path: {} adapter (OSAENTA) and {} stack packets decoded; in the output {} seen on both",
             self.osa, self.stack, self.matched
         );
         for (k, n) in &self.places {
@@ -190,6 +193,7 @@ struct Seen {
 
 struct Entry {
     key: Option<Key>,
+    system: u8,
     /// The first IP bytes of the packet (to compare candidates).
     head: Vec<u8>,
     first_ns: i64,
@@ -221,7 +225,7 @@ pub struct Correlator {
     /// Ids of entries waiting for a sighting of one side, by key and that side,
     /// oldest first. Every id listed is still in `queue`: a match removes it, and the
     /// entry leaving `queue` (always the oldest) is at the front of its list.
-    waiting: HashMap<(Key, Side), VecDeque<u64>>,
+    waiting: HashMap<(Key, u8, Side), VecDeque<u64>>,
     stats: Stats,
 }
 
@@ -268,7 +272,7 @@ impl Correlator {
         let mut matched = false;
         if let Some(k) = key
             && !done
-            && let Some(ids) = self.waiting.get_mut(&(k, s.side))
+            && let Some(ids) = self.waiting.get_mut(&(k, s.system, s.side))
         {
             // The oldest candidate is almost always the one; a few more are looked at
             // for packets whose headers agree but whose bytes differ.
@@ -281,7 +285,7 @@ impl Correlator {
             if let Some(i) = found {
                 let id = ids.remove(i).unwrap_or_default();
                 if ids.is_empty() {
-                    self.waiting.remove(&(k, s.side));
+                    self.waiting.remove(&(k, s.system, s.side));
                 }
                 let e = &mut self.queue[(id - self.base) as usize];
                 match s.side {
@@ -295,6 +299,7 @@ impl Correlator {
             let id = self.base + self.queue.len() as u64;
             let mut e = Entry {
                 key,
+                system: s.system,
                 head,
                 first_ns: s.time_ns,
                 osa: None,
@@ -316,7 +321,10 @@ impl Correlator {
             if let Some(k) = key
                 && !done
             {
-                self.waiting.entry((k, wants)).or_default().push_back(id);
+                self.waiting
+                    .entry((k, s.system, wants))
+                    .or_default()
+                    .push_back(id);
             }
             self.queue.push_back(e);
         }
@@ -363,12 +371,12 @@ impl Correlator {
                 _ => None,
             };
             if let (Some(k), Some(side)) = (e.key, wants)
-                && let Some(ids) = self.waiting.get_mut(&(k, side))
+                && let Some(ids) = self.waiting.get_mut(&(k, e.system, side))
                 && ids.front() == Some(&id)
             {
                 ids.pop_front();
                 if ids.is_empty() {
-                    self.waiting.remove(&(k, side));
+                    self.waiting.remove(&(k, e.system, side));
                 }
             }
             if let Some(row) = self.row(e, discards) {
