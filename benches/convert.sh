@@ -68,7 +68,7 @@ fi
 if command -v tcptrace >/dev/null; then
   run "tcptrace -n -l (pcap)" "$pbytes" tcptrace -n -l "$WORK/big.pcap"
 fi
-run "zctrace analyze (all 5 CSVs)" "$bytes" $Z analyze "$WORK/big.trace" -o "$WORK/out" --quiet; rm -rf "$WORK/out"
+run "zctrace analyze (all 6 CSVs)" "$bytes" $Z analyze "$WORK/big.trace" -o "$WORK/out" --quiet; rm -rf "$WORK/out"
 run "zctrace convert (pcapng + CSVs)" "$bytes" $Z convert "$WORK/big.trace" -o "$WORK/out" --quiet; rm -rf "$WORK/out"
 
 echo
