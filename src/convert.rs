@@ -256,15 +256,7 @@ pub fn convert_analyzed<R: Read, W: Write>(
     };
     std::thread::scope(|scope| {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Owned>>(BATCHES_IN_FLIGHT);
-        let worker = scope.spawn(move || -> std::io::Result<analyze::Stats> {
-            let mut a = Analyzer::new(sink, aopts.clone(), discards);
-            for batch in rx {
-                for o in &batch {
-                    a.packet(&o.input())?;
-                }
-            }
-            Ok(a.finish()?.1)
-        });
+        let worker = scope.spawn(move || analyse(sink, aopts, discards, rx));
         let decoded = decode(src, out, Some(tx), source_name, opts, discards, progress);
         let analysed = worker
             .join()
@@ -276,6 +268,22 @@ pub fn convert_analyzed<R: Read, W: Write>(
         sum.analysis = Some(stats);
         Ok((sum, out))
     })
+}
+
+/// The analysis thread: packets in batches from the decoding, rows to `sink`.
+fn analyse(
+    sink: &mut (dyn RowSink + Send),
+    aopts: &analyze::Options,
+    discards: &DiscardTable,
+    rx: std::sync::mpsc::Receiver<Vec<Owned>>,
+) -> std::io::Result<analyze::Stats> {
+    let mut a = Analyzer::new(sink, aopts.clone(), discards);
+    for batch in rx {
+        for o in &batch {
+            a.packet(&o.input())?;
+        }
+    }
+    Ok(a.finish()?.1)
 }
 
 /// Packets per batch handed to the analysis thread, and batches queued at most.
@@ -810,15 +818,7 @@ pub fn merge<R: Read + Send, W: Write>(
         let (feed, analysis) = match tables {
             Some((sink, aopts)) => {
                 let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Owned>>(BATCHES_IN_FLIGHT);
-                let worker = scope.spawn(move || -> std::io::Result<analyze::Stats> {
-                    let mut a = Analyzer::new(sink, aopts.clone(), discards);
-                    for batch in rx {
-                        for o in &batch {
-                            a.packet(&o.input())?;
-                        }
-                    }
-                    Ok(a.finish()?.1)
-                });
+                let worker = scope.spawn(move || analyse(sink, aopts, discards, rx));
                 (Some(tx), Some(worker))
             }
             None => (None, None),

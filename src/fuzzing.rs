@@ -198,19 +198,28 @@ pub fn stream(data: &[u8]) {
     );
 }
 
+/// Packets of the `analysis` and `path` targets' input: `[len u16][direction u8][len
+/// bytes]...`, the last one cut to what is left.
+fn packets(data: &[u8]) -> impl Iterator<Item = (u8, &[u8])> {
+    let mut rest = data;
+    std::iter::from_fn(move || {
+        let (head, tail) = rest.split_at_checked(3)?;
+        let n = usize::from(u16::from_be_bytes([head[0], head[1]])).min(tail.len());
+        let (pkt, after) = tail.split_at(n);
+        rest = after;
+        Some((head[2], pkt))
+    })
+}
+
 /// The whole analysis on arbitrary packets: `[len u16][direction u8][len bytes]...`,
 /// each a raw IP packet (odd direction byte: Ethernet frame).
 pub fn analysis(data: &[u8]) {
     use crate::analyze::{Analyzer, Input, rows::Collect};
     let d = DiscardTable::default();
     let mut a = Analyzer::new(Collect::default(), Default::default(), &d);
-    let mut rest = data;
     let mut frame = 0;
-    while rest.len() >= 3 {
-        let n = usize::from(u16::from_be_bytes([rest[0], rest[1]])).min(rest.len() - 3);
-        let dir = rest[2];
-        let pkt = &rest[3..3 + n];
-        rest = &rest[3 + n..];
+    for (dir, pkt) in packets(data) {
+        let n = pkt.len();
         frame += 1;
         let input = Input {
             frame,
@@ -257,7 +266,6 @@ pub fn path(data: &[u8]) {
     use crate::analyze::path::{Correlator, Side, Sighting};
     let d = DiscardTable::default();
     let mut c = Correlator::new(5_000_000, None);
-    let mut rest = data;
     let mut frame = 0u64;
     let mut seen = 0u64;
     let mut count = |r: &crate::analyze::path::PathRow| {
@@ -265,11 +273,8 @@ pub fn path(data: &[u8]) {
         assert!(r.no_osa.is_some() || r.no_stack.is_some());
         Ok(())
     };
-    while rest.len() >= 3 {
-        let n = usize::from(u16::from_be_bytes([rest[0], rest[1]])).min(rest.len() - 3);
-        let dir = rest[2];
-        let pkt = &rest[3..3 + n];
-        rest = &rest[3 + n..];
+    for (dir, pkt) in packets(data) {
+        let n = pkt.len();
         frame += 1;
         let osa = dir & 1 != 0;
         let s = Sighting {

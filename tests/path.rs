@@ -36,6 +36,33 @@ fn drops(frames: u64) -> synth::Pair {
     p
 }
 
+/// Merges traces with path correlation (1 s window); the merge and path.csv's rows.
+fn merge_rows(
+    inputs: &[(&str, &[u8])],
+    opts: &convert::Options,
+) -> (convert::Merged, Vec<PathRow>) {
+    let mut rows = Vec::new();
+    let mut sink = |r: &PathRow| {
+        rows.push(r.clone());
+        Ok(())
+    };
+    let (m, _) = convert::merge(
+        inputs.iter().map(|&(n, b)| (n.to_string(), b)).collect(),
+        std::io::sink(),
+        None,
+        Some(convert::PathOutput {
+            rows: &mut sink,
+            window_ns: 1_000_000_000,
+            utc_offset: None,
+        }),
+        opts,
+        &DiscardTable::default(),
+        |_| {},
+    )
+    .unwrap();
+    (m, rows)
+}
+
 struct Run {
     rows: Vec<PathRow>,
     /// Merged frame number -> (is the adapter's, capture frame).
@@ -269,25 +296,7 @@ fn sightings_further_apart_than_the_window_stay_unpaired() {
     let mut b = Vec::new();
     synth::synthesize(&cap[..], &mut a, &so, None).unwrap();
     synth::synthesize(&cap[..], &mut b, &oo, None).unwrap();
-    let mut rows = Vec::new();
-    let mut sink = |r: &PathRow| {
-        rows.push(r.clone());
-        Ok(())
-    };
-    let (m, _) = convert::merge(
-        vec![("s".to_string(), &a[..]), ("o".to_string(), &b[..])],
-        std::io::sink(),
-        None,
-        Some(convert::PathOutput {
-            rows: &mut sink,
-            window_ns: 1_000_000_000,
-            utc_offset: None,
-        }),
-        &convert::Options::default(),
-        &DiscardTable::default(),
-        |_| {},
-    )
-    .unwrap();
+    let (m, rows) = merge_rows(&[("s", &a), ("o", &b)], &convert::Options::default());
     let stats = m.path.unwrap();
     assert_eq!(stats.matched, 0);
     // Inbound adapter-only sightings are wire-only, outbound stack-only ones
@@ -402,11 +411,6 @@ fn a_filter_hiding_one_view_does_not_turn_delivered_packets_into_losses() {
     let stack = std::fs::read(root.join("pair_stack.trace")).unwrap();
     let osa = std::fs::read(root.join("pair_osa.trace")).unwrap();
     let places = |interfaces: Vec<String>| {
-        let mut rows = Vec::new();
-        let mut sink = |r: &PathRow| {
-            rows.push(r.clone());
-            Ok(())
-        };
         let opts = convert::Options {
             filter: zctrace::net::Filter {
                 interfaces,
@@ -414,21 +418,7 @@ fn a_filter_hiding_one_view_does_not_turn_delivered_packets_into_losses() {
             },
             ..Default::default()
         };
-        convert::merge(
-            vec![("s".to_string(), &stack[..]), ("o".to_string(), &osa[..])],
-            std::io::sink(),
-            None,
-            Some(convert::PathOutput {
-                rows: &mut sink,
-                window_ns: 1_000_000_000,
-                utc_offset: None,
-            }),
-            &opts,
-            &DiscardTable::default(),
-            |_| {},
-        )
-        .unwrap();
-        rows
+        merge_rows(&[("s", &stack), ("o", &osa)], &opts).1
     };
     let all = places(Vec::new());
     let osa_only = places(vec!["EZANTAOSA1".into()]);
@@ -473,54 +463,13 @@ fn repeated_pairs_with_varied_flows_still_pair_one_to_one() {
     let sa = synth::synthesize(&cap[..], &mut a, &so, None).unwrap();
     let sb = synth::synthesize(&cap[..], &mut b, &oo, None).unwrap();
     assert_eq!(sa.packets, sb.packets);
-    let mut rows = Vec::new();
-    let mut sink = |r: &PathRow| {
-        rows.push(r.clone());
-        Ok(())
-    };
-    let (m, _) = convert::merge(
-        vec![("s".to_string(), &a[..]), ("o".to_string(), &b[..])],
-        std::io::sink(),
-        None,
-        Some(convert::PathOutput {
-            rows: &mut sink,
-            window_ns: 1_000_000_000,
-            utc_offset: None,
-        }),
-        &convert::Options::default(),
-        &DiscardTable::default(),
-        |_| {},
-    )
-    .unwrap();
+    let (m, rows) = merge_rows(&[("s", &a), ("o", &b)], &convert::Options::default());
     let stats = m.path.unwrap();
     assert_eq!(stats.matched, sa.packets);
     assert_eq!(rows.len() as u64, sa.packets);
     let ports: std::collections::BTreeSet<Option<u16>> =
         rows.iter().map(|r| r.local_port).collect();
     assert!(ports.len() >= 3 * 5, "{ports:?}");
-}
-
-fn merge_rows(inputs: Vec<(String, Vec<u8>)>) -> (convert::Merged, Vec<PathRow>) {
-    let mut rows = Vec::new();
-    let mut sink = |r: &PathRow| {
-        rows.push(r.clone());
-        Ok(())
-    };
-    let (m, _) = convert::merge(
-        inputs.iter().map(|(n, b)| (n.clone(), &b[..])).collect(),
-        std::io::sink(),
-        None,
-        Some(convert::PathOutput {
-            rows: &mut sink,
-            window_ns: 1_000_000_000,
-            utc_offset: None,
-        }),
-        &convert::Options::default(),
-        &DiscardTable::default(),
-        |_| {},
-    )
-    .unwrap();
-    (m, rows)
 }
 
 #[test]
@@ -555,11 +504,8 @@ fn each_system_pairs_its_own_adapter_and_stack_only() {
     let (sa, oa, sb) = (make(&a_stack), make(&a_osa), make(&b_stack));
     for order in [[0, 1, 2], [1, 2, 0], [2, 0, 1]] {
         let all = [("a_stack", &sa), ("a_osa", &oa), ("b_stack", &sb)];
-        let inputs = order
-            .iter()
-            .map(|&i| (all[i].0.to_string(), all[i].1.clone()))
-            .collect();
-        let (m, rows) = merge_rows(inputs);
+        let inputs: Vec<(&str, &[u8])> = order.iter().map(|&i| (all[i].0, &all[i].1[..])).collect();
+        let (m, rows) = merge_rows(&inputs, &convert::Options::default());
         let stats = m.path.unwrap();
         assert_eq!(rows.len(), 95, "{order:?}");
         assert_eq!(stats.matched, 95, "{order:?}");
