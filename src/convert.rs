@@ -255,7 +255,7 @@ pub fn convert_analyzed<R: Read, W: Write>(
         return decode(src, out, None, source_name, opts, discards, progress);
     };
     std::thread::scope(|scope| {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Owned>>(BATCHES_IN_FLIGHT);
+        let (tx, rx) = feed();
         let worker = scope.spawn(move || analyse(sink, aopts, discards, rx));
         let decoded = decode(src, out, Some(tx), source_name, opts, discards, progress);
         let analysed = worker
@@ -275,13 +275,15 @@ fn analyse(
     sink: &mut (dyn RowSink + Send),
     aopts: &analyze::Options,
     discards: &DiscardTable,
-    rx: std::sync::mpsc::Receiver<Vec<Owned>>,
+    rx: FeedRx,
 ) -> std::io::Result<analyze::Stats> {
     let mut a = Analyzer::new(sink, aopts.clone(), discards);
-    for batch in rx {
-        for o in &batch {
+    for batch in rx.rx.iter() {
+        for o in &batch.items[..batch.len] {
             a.packet(&o.input())?;
         }
+        // Back for reuse; dropped when the decoding has enough.
+        let _ = rx.back.try_send(batch);
     }
     Ok(a.finish()?.1)
 }
@@ -290,13 +292,72 @@ fn analyse(
 const BATCH: usize = 512;
 const BATCHES_IN_FLIGHT: usize = 4;
 
+/// The decoding's end of the analysis queue. Full batches go; emptied ones come back
+/// with their packets' buffers, so that a steady run allocates nothing per packet and
+/// frees nothing on the other thread (which glibc's malloc makes costly).
+struct Feed {
+    tx: std::sync::mpsc::SyncSender<Batch>,
+    back: std::sync::mpsc::Receiver<Batch>,
+    batch: Batch,
+}
+
+/// The analysis thread's end of the queue.
+struct FeedRx {
+    rx: std::sync::mpsc::Receiver<Batch>,
+    back: std::sync::mpsc::SyncSender<Batch>,
+}
+
+/// `items[..len]` are this batch's packets; the rest are buffers kept for reuse.
+#[derive(Default)]
+struct Batch {
+    items: Vec<Owned>,
+    len: usize,
+}
+
+fn feed() -> (Feed, FeedRx) {
+    let (tx, rx) = std::sync::mpsc::sync_channel(BATCHES_IN_FLIGHT);
+    let (back_tx, back) = std::sync::mpsc::sync_channel(BATCHES_IN_FLIGHT + 2);
+    (
+        Feed {
+            tx,
+            back,
+            batch: Batch::default(),
+        },
+        FeedRx { rx, back: back_tx },
+    )
+}
+
+impl Feed {
+    /// The next packet's place in the batch (its buffers to be overwritten).
+    fn slot(&mut self) -> &mut Owned {
+        let b = &mut self.batch;
+        if b.len == b.items.len() {
+            b.items.push(Owned::default());
+        }
+        b.len += 1;
+        &mut b.items[b.len - 1]
+    }
+
+    /// Sends the batch when full (`force`: when not empty). Err: the analysis stopped.
+    fn send(&mut self, force: bool) -> Result<(), ()> {
+        if self.batch.len < BATCH && !(force && self.batch.len > 0) {
+            return Ok(());
+        }
+        let fresh = self.back.try_recv().unwrap_or_default();
+        let full = std::mem::replace(&mut self.batch, fresh);
+        self.batch.len = 0;
+        self.tx.send(full).map_err(|_| ())
+    }
+}
+
 /// A packet on its way to the analysis thread.
+#[derive(Default)]
 struct Owned {
     frame: u64,
     time_ns: i64,
     interface: std::sync::Arc<str>,
     outbound: bool,
-    link: crate::packet::Link,
+    link: Option<crate::packet::Link>,
     data: Vec<u8>,
     orig_len: u32,
     discard: crate::trace::DiscardCode,
@@ -336,7 +397,8 @@ impl Owned {
             time_ns: self.time_ns,
             interface: &self.interface,
             outbound: Some(self.outbound),
-            link: self.link,
+            // Always set before a batch is sent (`None` only in a fresh slot).
+            link: self.link.unwrap_or(crate::packet::Link::Raw),
             data: &self.data,
             orig_len: self.orig_len,
             discard: self.discard,
@@ -355,8 +417,7 @@ struct Handler<'a, W: Write> {
     discards: &'a DiscardTable,
     sink: Sink<W>,
     /// The analysis thread's queue; `None` once it stopped (its error is reported).
-    feed: Option<std::sync::mpsc::SyncSender<Vec<Owned>>>,
-    batch: Vec<Owned>,
+    feed: Option<Feed>,
     iface: Option<std::sync::Arc<str>>,
     /// Frames written so far (the pcapng frame number of the last one).
     frames: u64,
@@ -385,7 +446,7 @@ impl<'a, W: Write> Handler<'a, W> {
         out: W,
         section: &pcapng::Section,
         inputs: usize,
-        feed: Option<std::sync::mpsc::SyncSender<Vec<Owned>>>,
+        feed: Option<Feed>,
         opts: &'a Options,
         discards: &'a DiscardTable,
     ) -> Result<Handler<'a, W>, Error> {
@@ -398,7 +459,6 @@ impl<'a, W: Write> Handler<'a, W> {
                 Output::None => Sink::None(out),
             },
             feed,
-            batch: Vec::with_capacity(BATCH),
             iface: None,
             frames: 0,
             failure: None,
@@ -490,7 +550,7 @@ impl<'a, W: Write> Handler<'a, W> {
         if !keep {
             return;
         }
-        if let Some(tx) = &self.feed {
+        if let Some(f) = &mut self.feed {
             let name = match &self.iface {
                 Some(i) if **i == *p.interface => i.clone(),
                 _ => {
@@ -499,27 +559,20 @@ impl<'a, W: Write> Handler<'a, W> {
                     i
                 }
             };
-            self.batch.push(Owned {
-                frame,
-                time_ns: p.time_ns,
-                interface: name,
-                outbound: p.outbound(),
-                link: p.link,
-                data: p.data.clone(),
-                orig_len: p.orig_len,
-                discard: p.discard,
-                note: packet_note(p),
-                socket: socket_of(p),
-                system: self.systems[input],
-            });
-            if self.batch.len() >= BATCH
-                && tx
-                    .send(std::mem::replace(
-                        &mut self.batch,
-                        Vec::with_capacity(BATCH),
-                    ))
-                    .is_err()
-            {
+            let o = f.slot();
+            o.frame = frame;
+            o.time_ns = p.time_ns;
+            o.interface = name;
+            o.outbound = p.outbound();
+            o.link = Some(p.link);
+            o.data.clear();
+            o.data.extend_from_slice(&p.data);
+            o.orig_len = p.orig_len;
+            o.discard = p.discard;
+            o.note = packet_note(p);
+            o.socket = socket_of(p);
+            o.system = self.systems[input];
+            if f.send(false).is_err() {
                 // The analysis failed: stop here, its error is the one to report.
                 self.feed = None;
                 self.stop = true;
@@ -536,10 +589,8 @@ impl<'a, W: Write> Handler<'a, W> {
 
     /// Ends the output; returns the path statistics (merges) and the writer.
     fn finish(mut self) -> Result<(Option<analyze::path::Stats>, W), Error> {
-        if let Some(tx) = self.feed.take()
-            && !self.batch.is_empty()
-        {
-            let _ = tx.send(std::mem::take(&mut self.batch));
+        if let Some(mut f) = self.feed.take() {
+            let _ = f.send(true);
         }
         if let Some(e) = self.failure {
             return Err(e);
@@ -577,7 +628,7 @@ fn section_of(source_name: &str, layout: &Layout) -> pcapng::Section {
 fn decode<R: Read, W: Write>(
     src: R,
     out: W,
-    feed: Option<std::sync::mpsc::SyncSender<Vec<Owned>>>,
+    feed: Option<Feed>,
     source_name: &str,
     opts: &Options,
     discards: &DiscardTable,
@@ -817,7 +868,7 @@ pub fn merge<R: Read + Send, W: Write>(
         }
         let (feed, analysis) = match tables {
             Some((sink, aopts)) => {
-                let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Owned>>(BATCHES_IN_FLIGHT);
+                let (tx, rx) = feed();
                 let worker = scope.spawn(move || analyse(sink, aopts, discards, rx));
                 (Some(tx), Some(worker))
             }

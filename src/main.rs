@@ -552,12 +552,13 @@ fn csv_names(dest: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
-fn csv_tables(writers: Vec<Out>) -> Result<zctrace::output::csv::Tables<Out>> {
+/// The CSV tables, written from a thread of their own (see `output::csv::Spawned`).
+fn csv_tables(writers: Vec<Out>) -> Result<zctrace::output::csv::Spawned<Out>> {
     let ws: [Out; 6] = match writers.try_into() {
         Ok(ws) => ws,
         Err(_) => bail!("internal: one writer per CSV table expected"),
     };
-    Ok(zctrace::output::csv::Tables::new(ws)?)
+    Ok(zctrace::output::csv::Tables::new(ws)?.spawn())
 }
 
 fn same_file(a: &Path, b: &Path) -> bool {

@@ -515,9 +515,9 @@ impl Ftp {
             _ => {}
         }
         let msg = if argument.is_empty() {
-            format!("ftp command {}", short(&command))
+            message("ftp command", &[&command])
         } else {
-            format!("ftp command {} {}", short(&command), short(&argument))
+            message("ftp command", &[&command, &argument])
         };
         self.messages.push((frame, msg));
         let incomplete = !complete || std::mem::take(&mut self.next_incomplete);
@@ -625,11 +625,13 @@ impl Ftp {
         frame: u64,
     ) {
         self.note = None;
-        let m = if message.is_empty() {
-            format!("ftp reply {code}")
-        } else {
-            format!("ftp reply {code} {}", short(&message))
-        };
+        let mut m = String::with_capacity(2 * MAX_MESSAGE);
+        m.push_str("ftp reply ");
+        push_code(&mut m, code);
+        if !message.is_empty() {
+            m.push(' ');
+            short_into(&mut m, &message);
+        }
         self.messages.push((frame, m));
         if code < 200 {
             // Preliminary: the command keeps waiting for its final reply.
@@ -638,7 +640,9 @@ impl Ftp {
                     p.preliminary.push_str(" | ");
                 }
                 if p.preliminary.len() < MAX_LINE {
-                    p.preliminary.push_str(&format!("{code} {message}"));
+                    push_code(&mut p.preliminary, code);
+                    p.preliminary.push(' ');
+                    p.preliminary.push_str(&message);
                 }
                 p.incomplete |= incomplete;
             }
@@ -742,6 +746,10 @@ fn trim_start(b: &[u8]) -> &[u8] {
 /// Trace bytes as text: invalid UTF-8 replaced, control characters too (they have no
 /// business in a CSV cell).
 fn text(b: &[u8]) -> String {
+    // Printable ASCII, nearly every FTP line, is already its own text.
+    if b.iter().all(|&c| (0x20..0x7f).contains(&c) || c == b'\t') {
+        return b.iter().map(|&c| char::from(c)).collect();
+    }
     String::from_utf8_lossy(b)
         .chars()
         .map(|c| {
@@ -756,18 +764,56 @@ fn text(b: &[u8]) -> String {
 
 /// Message form: whitespace runs collapsed, at most MAX_MESSAGE characters.
 fn short(s: &str) -> String {
-    let mut out = String::new();
+    let mut out = String::with_capacity(s.len().min(MAX_MESSAGE + 3));
+    short_into(&mut out, s);
+    out
+}
+
+/// `short`, appended to `out`.
+fn short_into(out: &mut String, s: &str) {
+    let start = out.len();
     for (n, w) in s.split_whitespace().enumerate() {
         if n > 0 {
             out.push(' ');
         }
         out.push_str(w);
     }
-    if out.chars().count() > MAX_MESSAGE {
-        out = out.chars().take(MAX_MESSAGE).collect();
+    // Fewer bytes than the limit: fewer characters too.
+    if out.len() - start > MAX_MESSAGE && out[start..].chars().count() > MAX_MESSAGE {
+        let cut = out[start..]
+            .char_indices()
+            .nth(MAX_MESSAGE)
+            .map_or(out.len(), |(i, _)| start + i);
+        out.truncate(cut);
         out.push('…');
     }
-    out
+}
+
+/// `prefix` and the message forms of `parts`, space separated.
+fn message(prefix: &str, parts: &[&str]) -> String {
+    let mut m = String::with_capacity(prefix.len() + 2 * MAX_MESSAGE);
+    m.push_str(prefix);
+    for p in parts {
+        m.push(' ');
+        short_into(&mut m, p);
+    }
+    m
+}
+
+/// A reply code's digits (codes are below 1000 once parsed, but any u16 prints).
+fn push_code(out: &mut String, code: u16) {
+    let mut d = [0u8; 5];
+    let mut v = code;
+    let mut i = d.len();
+    loop {
+        i -= 1;
+        d[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.extend(d[i..].iter().map(|&c| char::from(c)));
 }
 
 /// The endpoint a 227 or 229 reply line announces.

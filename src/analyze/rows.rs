@@ -251,6 +251,67 @@ impl Sink for Collect {
 }
 
 impl PacketRow {
+    /// Becomes a copy of `src`, reusing this row's strings (no allocation once they
+    /// are long enough). The pattern names every field, so a new one cannot be missed.
+    pub fn copy_from(&mut self, src: &PacketRow) {
+        let PacketRow {
+            no,
+            time,
+            epoch,
+            delta,
+            interface,
+            direction,
+            local_ip,
+            local_port,
+            remote_ip,
+            remote_port,
+            protocol,
+            ip_len,
+            captured,
+            ip_id,
+            ttl,
+            tcp_flags,
+            seq,
+            ack,
+            window,
+            payload,
+            session,
+            app,
+            message,
+            analysis,
+            discard_code,
+            discard,
+            note,
+        } = src;
+        self.no = *no;
+        self.time.clone_from(time);
+        self.epoch.clone_from(epoch);
+        self.delta.clone_from(delta);
+        self.interface.0.clone_from(&interface.0);
+        self.direction = direction;
+        self.local_ip.clone_from(local_ip);
+        self.local_port = *local_port;
+        self.remote_ip.clone_from(remote_ip);
+        self.remote_port = *remote_port;
+        self.protocol.clone_from(protocol);
+        self.ip_len = *ip_len;
+        self.captured = *captured;
+        self.ip_id.clone_from(ip_id);
+        self.ttl = *ttl;
+        self.tcp_flags.clone_from(tcp_flags);
+        self.seq = *seq;
+        self.ack = *ack;
+        self.window = *window;
+        self.payload = *payload;
+        self.session = *session;
+        self.app = app;
+        self.message.0.clone_from(&message.0);
+        self.analysis.clone_from(analysis);
+        self.discard_code = *discard_code;
+        self.discard.clone_from(discard);
+        self.note.clone_from(note);
+    }
+
     /// Empties the row for the next packet, keeping the strings' capacity.
     pub fn reset(&mut self) {
         for s in [
@@ -307,8 +368,9 @@ pub fn push_u64(out: &mut String, mut v: u64, width: usize) {
         d[i] = b'0' + (v % 10) as u8;
         v /= 10;
     }
-    // ASCII digits: always valid UTF-8.
-    out.push_str(std::str::from_utf8(&d[i..]).unwrap_or_default());
+    for &c in &d[i..] {
+        out.push(char::from(c));
+    }
 }
 
 /// Seconds with nine decimals, signed.

@@ -3,6 +3,8 @@
 //! RFC 4180 quoting (the csv crate), and the formula guard of `analyze::rows::Text`.
 
 use std::io::{self, Write};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::thread::JoinHandle;
 
 use serde::Serialize;
 
@@ -248,6 +250,152 @@ impl<W: Write> Tables<W> {
             self.exceptions.finish()?,
             self.datatrace.finish()?,
         ])
+    }
+}
+
+/// Packet rows per batch handed to the packets.csv thread, and batches queued at most.
+const ROWS: usize = 256;
+const DEPTH: usize = 4;
+
+/// `Tables` with packets.csv on a thread of its own: the analysis hands its packet
+/// rows over in batches and goes on, so that turning them into text and writing it
+/// overlap the analysis of the next packets. The rows are copied into rows that come
+/// back for reuse, so nothing is allocated per packet once warm, and nothing is freed
+/// on another thread than the one that allocated it (which glibc's malloc makes
+/// costly; for that reason the other tables, a row per session or command, stay on
+/// the caller's thread). Memory: `DEPTH` batches of `ROWS` rows.
+pub struct Spawned<W: Write + Send + 'static> {
+    tx: Option<SyncSender<RowBatch>>,
+    back: Receiver<RowBatch>,
+    batch: RowBatch,
+    thread: Option<JoinHandle<io::Result<W>>>,
+    /// The thread's error, once seen (io::Error is not Clone).
+    failed: Option<(io::ErrorKind, String)>,
+    sessions: Table<W>,
+    ftp: Table<W>,
+    tls: Table<W>,
+    exceptions: Table<W>,
+    datatrace: Table<W>,
+}
+
+/// `rows[..len]` are this batch's rows; the rest are kept for reuse.
+#[derive(Default)]
+struct RowBatch {
+    rows: Vec<PacketRow>,
+    len: usize,
+}
+
+impl<W: Write + Send + 'static> Tables<W> {
+    /// Moves packets.csv to a thread of its own.
+    pub fn spawn(self) -> Spawned<W> {
+        let (tx, rx) = sync_channel::<RowBatch>(DEPTH);
+        let (back_tx, back) = sync_channel::<RowBatch>(DEPTH + 2);
+        let mut packets = self.packets;
+        let thread = std::thread::spawn(move || -> io::Result<W> {
+            for mut b in rx {
+                for r in &b.rows[..b.len] {
+                    packets.row(r)?;
+                }
+                b.len = 0;
+                let _ = back_tx.try_send(b);
+            }
+            packets.finish()
+        });
+        Spawned {
+            tx: Some(tx),
+            back,
+            batch: RowBatch::default(),
+            thread: Some(thread),
+            failed: None,
+            sessions: self.sessions,
+            ftp: self.ftp,
+            tls: self.tls,
+            exceptions: self.exceptions,
+            datatrace: self.datatrace,
+        }
+    }
+}
+
+impl<W: Write + Send + 'static> Spawned<W> {
+    fn send(&mut self) -> io::Result<()> {
+        if let Some((kind, msg)) = &self.failed {
+            return Err(io::Error::new(*kind, msg.clone()));
+        }
+        if self.batch.len == 0 {
+            return Ok(());
+        }
+        let fresh = self.back.try_recv().unwrap_or_default();
+        let full = std::mem::replace(&mut self.batch, fresh);
+        if let Some(tx) = &self.tx
+            && tx.send(full).is_ok()
+        {
+            return Ok(());
+        }
+        // The thread stopped on an error: fetch it, so that the user reads what
+        // failed rather than a word about threads.
+        self.tx = None;
+        let e = match self.thread.take().map(|t| t.join()) {
+            Some(Ok(Err(e))) => e,
+            Some(Err(_)) => io::Error::other("packets.csv thread panicked"),
+            _ => io::Error::other("packets.csv thread stopped"),
+        };
+        self.failed = Some((e.kind(), e.to_string()));
+        Err(e)
+    }
+
+    /// Writes what is left, waits for the thread and returns the writers in the order
+    /// of `NAMES` (or the first error).
+    pub fn finish(mut self) -> io::Result<[W; 6]> {
+        let sent = self.send();
+        self.tx = None;
+        let packets = match self.thread.take() {
+            Some(t) => t
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("packets.csv thread panicked")))?,
+            None => {
+                return Err(sent
+                    .err()
+                    .unwrap_or_else(|| io::Error::other("packets.csv thread stopped")));
+            }
+        };
+        Ok([
+            packets,
+            self.sessions.finish()?,
+            self.ftp.finish()?,
+            self.tls.finish()?,
+            self.exceptions.finish()?,
+            self.datatrace.finish()?,
+        ])
+    }
+}
+
+impl<W: Write + Send + 'static> Sink for Spawned<W> {
+    fn datatrace(&mut self, r: &DataTraceRow) -> io::Result<()> {
+        self.datatrace.row(r)
+    }
+    fn packet(&mut self, r: &PacketRow) -> io::Result<()> {
+        let b = &mut self.batch;
+        if b.len == b.rows.len() {
+            b.rows.push(PacketRow::default());
+        }
+        b.rows[b.len].copy_from(r);
+        b.len += 1;
+        if b.len >= ROWS {
+            self.send()?;
+        }
+        Ok(())
+    }
+    fn session(&mut self, r: &SessionRow) -> io::Result<()> {
+        self.sessions.row(r)
+    }
+    fn ftp(&mut self, r: &FtpRow) -> io::Result<()> {
+        self.ftp.row(r)
+    }
+    fn tls(&mut self, r: &TlsRow) -> io::Result<()> {
+        self.tls.row(r)
+    }
+    fn exception(&mut self, r: &ExceptionRow) -> io::Result<()> {
+        self.exceptions.row(r)
     }
 }
 

@@ -63,17 +63,37 @@ impl Tod {
 /// Formats Unix nanoseconds as ISO 8601 UTC with nine decimals, e.g.
 /// `2011-01-25T14:13:05.687445000Z`.
 pub fn iso8601(ns: i64) -> String {
+    let mut s = String::with_capacity(30);
+    iso8601_into(&mut s, ns);
+    s
+}
+
+/// `iso8601` appended to `out`: digits placed by hand, as the formatter machinery
+/// costs more than the arithmetic when every session and FTP row has times.
+pub fn iso8601_into(out: &mut String, ns: i64) {
     let secs = ns.div_euclid(1_000_000_000);
-    let frac = ns.rem_euclid(1_000_000_000);
+    let frac = ns.rem_euclid(1_000_000_000) as u64;
     let days = secs.div_euclid(86_400);
-    let sod = secs.rem_euclid(86_400);
+    let sod = secs.rem_euclid(86_400) as u64;
     let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{frac:09}Z",
-        sod / 3600,
-        sod / 60 % 60,
-        sod % 60
-    )
+    // i64 nanoseconds span the years 1677 to 2262: always four digits.
+    let mut b = *b"0000-00-00T00:00:00.000000000Z";
+    let mut put = |at: usize, width: usize, mut v: u64| {
+        for i in (at..at + width).rev() {
+            b[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    put(0, 4, y.unsigned_abs());
+    put(5, 2, u64::from(m));
+    put(8, 2, u64::from(d));
+    put(11, 2, sod / 3600);
+    put(14, 2, sod / 60 % 60);
+    put(17, 2, sod % 60);
+    put(20, 9, frac);
+    for c in b {
+        out.push(char::from(c));
+    }
 }
 
 /// ISO 8601 in UTC (`offset_s` None) or at a fixed offset from UTC, e.g.
@@ -252,6 +272,35 @@ mod tests {
         // The TOD itself ends in 2042, so only the lower bound can bite.
         assert!(!Tod::from_unix_ns(631_151_999_000_000_000, 0).is_plausible());
         assert!(Tod::from_unix_ns(631_152_000_000_000_000, 0).is_plausible());
+    }
+
+    /// The hand-placed digits equal the formatter's, across the whole i64 range
+    /// (leap days, century years, before 1970, both ends).
+    #[test]
+    fn digits_by_hand_equal_the_formatter() {
+        let reference = |ns: i64| {
+            let secs = ns.div_euclid(1_000_000_000);
+            let sod = secs.rem_euclid(86_400);
+            let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+            format!(
+                "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:09}Z",
+                sod / 3600,
+                sod / 60 % 60,
+                sod % 60,
+                ns.rem_euclid(1_000_000_000)
+            )
+        };
+        let mut ns = i64::MIN;
+        let step = i64::MAX / 50_000;
+        while let Some(next) = ns.checked_add(step) {
+            assert_eq!(iso8601(ns), reference(ns), "{ns}");
+            ns = next + 7_919;
+        }
+        for ns in [i64::MIN, -1, 0, 951_782_400_000_000_000, i64::MAX] {
+            assert_eq!(iso8601(ns), reference(ns), "{ns}");
+        }
+        assert_eq!(iso8601(i64::MIN), "1677-09-21T00:12:43.145224192Z");
+        assert_eq!(iso8601(i64::MAX), "2262-04-11T23:47:16.854775807Z");
     }
 
     #[test]

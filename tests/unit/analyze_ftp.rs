@@ -1163,3 +1163,27 @@ mod captures {
         }
     }
 }
+
+/// Messages collapse whitespace and stop at MAX_MESSAGE characters (not bytes), with
+/// an ellipsis; text keeps printable ASCII as it is and marks control characters.
+#[test]
+fn message_form_counts_characters() {
+    assert_eq!(short("  RETR \t a   b "), "RETR a b");
+    let long = "é".repeat(MAX_MESSAGE + 5);
+    let s = short(&long);
+    assert_eq!(s.chars().count(), MAX_MESSAGE + 1);
+    assert!(s.ends_with("é…"));
+    // Exactly the limit in characters but twice in bytes: kept whole.
+    assert_eq!(short(&"é".repeat(MAX_MESSAGE)), "é".repeat(MAX_MESSAGE));
+    assert_eq!(
+        message("ftp command", &["PORT", "10,0,0,1,4,1"]),
+        "ftp command PORT 10,0,0,1,4,1"
+    );
+    let mut m = String::from("ftp reply ");
+    push_code(&mut m, 65535);
+    push_code(&mut m, 0);
+    assert_eq!(m, "ftp reply 655350");
+    assert_eq!(text(b"230 ok\tdone"), "230 ok\tdone");
+    assert_eq!(text(b"a\x7fb\x00c"), "a\u{FFFD}b\u{FFFD}c");
+    assert_eq!(text("grüß".as_bytes()), "grüß");
+}
