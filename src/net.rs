@@ -86,31 +86,29 @@ impl Tcp {
 
     /// `flag_names` appended to `out`.
     pub fn push_flag_names(&self, out: &mut String) {
-        const NAMES: [&str; 8] = ["CWR", "ECE", "URG", "ACK", "PSH", "RST", "SYN", "FIN"];
-        let start = out.len();
-        for (i, n) in NAMES.iter().enumerate() {
-            if self.flags & (0x80 >> i) != 0 {
-                if out.len() > start {
-                    out.push(' ');
-                }
-                out.push_str(n);
-            }
-        }
+        push_flag_names(out, self.flags);
     }
 
     /// Set flags by name, high bit first, separated by one space (`ACK PSH FIN`).
     pub fn flag_names(&self) -> String {
-        const NAMES: [&str; 8] = ["CWR", "ECE", "URG", "ACK", "PSH", "RST", "SYN", "FIN"];
         let mut out = String::new();
-        for (i, n) in NAMES.iter().enumerate() {
-            if self.flags & (0x80 >> i) != 0 {
-                if !out.is_empty() {
-                    out.push(' ');
-                }
-                out.push_str(n);
-            }
-        }
+        push_flag_names(&mut out, self.flags);
         out
+    }
+}
+
+/// The names of the TCP flag bits set in `flags`, high bit first, separated by one
+/// space (`ACK PSH FIN`), appended to `out`.
+pub fn push_flag_names(out: &mut String, flags: u8) {
+    const NAMES: [&str; 8] = ["CWR", "ECE", "URG", "ACK", "PSH", "RST", "SYN", "FIN"];
+    let start = out.len();
+    for (i, n) in NAMES.iter().enumerate() {
+        if flags & (0x80 >> i) != 0 {
+            if out.len() > start {
+                out.push(' ');
+            }
+            out.push_str(n);
+        }
     }
 }
 

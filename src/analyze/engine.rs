@@ -357,72 +357,9 @@ pub struct Analyzer<'d, S: Sink> {
     /// Ports of fragmented datagrams by (source, destination, protocol, IP id).
     fragments: Map<(IpAddr, IpAddr, u8, u32), (u16, u16)>,
     packets_seen: u64,
-    clock: Clock,
     /// The packets.csv row, reused.
     row: PacketRow,
-    names: AddrNames,
     pub stats: Stats,
-}
-
-/// Addresses as text, remembered: a trace repeats few addresses many times, and
-/// formatting one costs more than the rest of its packets.csv cells.
-struct AddrNames {
-    slots: Vec<Option<(IpAddr, String)>>,
-}
-
-impl Default for AddrNames {
-    fn default() -> Self {
-        AddrNames {
-            slots: vec![None; 256],
-        }
-    }
-}
-
-impl AddrNames {
-    fn push(&mut self, out: &mut String, a: IpAddr) {
-        let mut h = FastHasher::default();
-        std::hash::Hash::hash(&a, &mut h);
-        let slot = &mut self.slots[(h.finish() >> 56) as usize];
-        match slot {
-            Some((k, text)) if *k == a => out.push_str(text),
-            _ => {
-                let text = a.to_string();
-                out.push_str(&text);
-                *slot = Some((a, text));
-            }
-        }
-    }
-}
-
-/// ISO 8601 times for consecutive packets: the date and time of day change once a
-/// second, so they are formatted once a second and only the nanoseconds per packet.
-#[derive(Default)]
-struct Clock {
-    second: Option<i64>,
-    head: String,
-    tail: String,
-}
-
-impl Clock {
-    fn format_into(&mut self, out: &mut String, ns: i64, tz: Option<i32>) {
-        let sec = ns.div_euclid(1_000_000_000);
-        if self.second != Some(sec) {
-            let Some(start) = ns.checked_sub(ns.rem_euclid(1_000_000_000)) else {
-                // The first second of the i64 range: not worth a cache.
-                out.push_str(&iso8601_at(ns, tz));
-                return;
-            };
-            let full = iso8601_at(start, tz);
-            // `YYYY-MM-DDTHH:MM:SS.` + 9 digits + `Z` or `+HH:MM`.
-            let (head, rest) = full.split_at(20);
-            self.head = head.to_string();
-            self.tail = rest[9..].to_string();
-            self.second = Some(sec);
-        }
-        out.push_str(&self.head);
-        rows::push_u64(out, ns.rem_euclid(1_000_000_000) as u64, 9);
-        out.push_str(&self.tail);
-    }
 }
 
 impl<'d, S: Sink> Analyzer<'d, S> {
@@ -440,9 +377,7 @@ impl<'d, S: Sink> Analyzer<'d, S> {
             failures_by_addr: Map::default(),
             fragments: Map::default(),
             packets_seen: 0,
-            clock: Clock::default(),
             row: PacketRow::default(),
-            names: AddrNames::default(),
             stats: Stats::default(),
         }
     }
@@ -519,19 +454,15 @@ impl<'d, S: Sink> Analyzer<'d, S> {
         let mut prow = std::mem::take(&mut self.row);
         prow.reset();
         prow.no = p.frame;
-        self.clock
-            .format_into(&mut prow.time, p.time_ns, self.opts.utc_offset);
-        rows::seconds_into(&mut prow.epoch, p.time_ns);
-        rows::seconds_into(
-            &mut prow.delta,
-            self.last_ns.map_or(0, |t| p.time_ns.saturating_sub(t)),
-        );
+        prow.time_ns = p.time_ns;
+        prow.delta_ns = self.last_ns.map_or(0, |t| p.time_ns.saturating_sub(t));
+        prow.utc_offset = self.opts.utc_offset;
         self.last_ns = Some(p.time_ns);
         prow.interface.0.push_str(p.interface);
         prow.direction = row.direction;
-        prow.local_ip.push_str(&row.local_ip);
+        prow.local_ip = local;
         prow.local_port = row.local_port;
-        prow.remote_ip.push_str(&row.remote_ip);
+        prow.remote_ip = remote;
         prow.remote_port = row.remote_port;
         prow.protocol.push_str("data trace");
         prow.captured = p.data.len();
@@ -639,13 +570,9 @@ impl<'d, S: Sink> Analyzer<'d, S> {
         let mut row = std::mem::take(&mut self.row);
         row.reset();
         row.no = p.frame;
-        self.clock
-            .format_into(&mut row.time, p.time_ns, self.opts.utc_offset);
-        rows::seconds_into(&mut row.epoch, p.time_ns);
-        rows::seconds_into(
-            &mut row.delta,
-            self.last_ns.map_or(0, |t| p.time_ns.saturating_sub(t)),
-        );
+        row.time_ns = p.time_ns;
+        row.delta_ns = self.last_ns.map_or(0, |t| p.time_ns.saturating_sub(t));
+        row.utc_offset = self.opts.utc_offset;
         row.interface.0.push_str(p.interface);
         row.direction = if outbound { "out" } else { "in" };
         row.captured = p.data.len();
@@ -684,27 +611,18 @@ impl<'d, S: Sink> Analyzer<'d, S> {
         } else {
             (dst_port, src_port)
         };
-        if let Some(a) = local {
-            self.names.push(&mut row.local_ip, a);
-        }
-        if let Some(a) = remote {
-            self.names.push(&mut row.remote_ip, a);
-        }
+        row.local_ip = local;
+        row.remote_ip = remote;
         row.local_port = local_port;
         row.remote_port = remote_port;
         row.protocol.push_str(&protocol_name(&v));
         if v.protocol.is_some() {
             row.ip_len = Some(v.ip_len);
         }
-        if let Some(i) = v.ip_id {
-            const HEX: &[u8; 16] = b"0123456789ABCDEF";
-            for shift in [12, 8, 4, 0] {
-                row.ip_id.push(HEX[usize::from((i >> shift) & 0xF)] as char);
-            }
-        }
+        row.ip_id = v.ip_id;
         row.ttl = v.ttl;
         if let Some(t) = &v.tcp {
-            t.push_flag_names(&mut row.tcp_flags);
+            row.tcp_flags = Some(t.flags);
             row.seq = Some(t.seq);
             row.ack = t.has(Tcp::ACK).then_some(t.ack);
             row.window = Some(t.window);

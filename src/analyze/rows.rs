@@ -31,24 +31,31 @@ impl From<&str> for Text {
     }
 }
 
-#[derive(Clone, Debug, Default, Serialize)]
+/// A packets.csv row, in values rather than text: `output::csv` turns them into text
+/// on a thread of its own (times, addresses and flags were a fifth of the analysis).
+#[derive(Clone, Debug, Default)]
 pub struct PacketRow {
     pub no: u64,
-    pub time: String,
-    pub epoch: String,
-    pub delta: String,
+    /// Unix nanoseconds: the `time` and `epoch` columns.
+    pub time_ns: i64,
+    /// Nanoseconds since the previous packet: `delta`.
+    pub delta_ns: i64,
+    /// The offset from UTC `time` is shown at (None: UTC).
+    pub utc_offset: Option<i32>,
     pub interface: Text,
     pub direction: &'static str,
-    pub local_ip: String,
+    pub local_ip: Option<std::net::IpAddr>,
     pub local_port: Option<u16>,
-    pub remote_ip: String,
+    pub remote_ip: Option<std::net::IpAddr>,
     pub remote_port: Option<u16>,
     pub protocol: String,
     pub ip_len: Option<u32>,
     pub captured: usize,
-    pub ip_id: String,
+    /// Shown as four hex digits.
+    pub ip_id: Option<u16>,
     pub ttl: Option<u8>,
-    pub tcp_flags: String,
+    /// The TCP flag bits (FIN = 0x01 ... CWR = 0x80), shown by name.
+    pub tcp_flags: Option<u8>,
     pub seq: Option<u32>,
     pub ack: Option<u32>,
     pub window: Option<u16>,
@@ -256,9 +263,9 @@ impl PacketRow {
     pub fn copy_from(&mut self, src: &PacketRow) {
         let PacketRow {
             no,
-            time,
-            epoch,
-            delta,
+            time_ns,
+            delta_ns,
+            utc_offset,
             interface,
             direction,
             local_ip,
@@ -284,21 +291,21 @@ impl PacketRow {
             note,
         } = src;
         self.no = *no;
-        self.time.clone_from(time);
-        self.epoch.clone_from(epoch);
-        self.delta.clone_from(delta);
+        self.time_ns = *time_ns;
+        self.delta_ns = *delta_ns;
+        self.utc_offset = *utc_offset;
         self.interface.0.clone_from(&interface.0);
         self.direction = direction;
-        self.local_ip.clone_from(local_ip);
+        self.local_ip = *local_ip;
         self.local_port = *local_port;
-        self.remote_ip.clone_from(remote_ip);
+        self.remote_ip = *remote_ip;
         self.remote_port = *remote_port;
         self.protocol.clone_from(protocol);
         self.ip_len = *ip_len;
         self.captured = *captured;
-        self.ip_id.clone_from(ip_id);
+        self.ip_id = *ip_id;
         self.ttl = *ttl;
-        self.tcp_flags.clone_from(tcp_flags);
+        self.tcp_flags = *tcp_flags;
         self.seq = *seq;
         self.ack = *ack;
         self.window = *window;
@@ -315,15 +322,8 @@ impl PacketRow {
     /// Empties the row for the next packet, keeping the strings' capacity.
     pub fn reset(&mut self) {
         for s in [
-            &mut self.time,
-            &mut self.epoch,
-            &mut self.delta,
             &mut self.interface.0,
-            &mut self.local_ip,
-            &mut self.remote_ip,
             &mut self.protocol,
-            &mut self.ip_id,
-            &mut self.tcp_flags,
             &mut self.message.0,
             &mut self.analysis,
             &mut self.discard,
@@ -332,12 +332,19 @@ impl PacketRow {
             s.clear();
         }
         self.no = 0;
+        self.time_ns = 0;
+        self.delta_ns = 0;
+        self.utc_offset = None;
         self.direction = "";
+        self.local_ip = None;
         self.local_port = None;
+        self.remote_ip = None;
         self.remote_port = None;
         self.ip_len = None;
         self.captured = 0;
+        self.ip_id = None;
         self.ttl = None;
+        self.tcp_flags = None;
         self.seq = None;
         self.ack = None;
         self.window = None;

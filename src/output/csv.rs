@@ -3,6 +3,7 @@
 //! RFC 4180 quoting (the csv crate), and the formula guard of `analyze::rows::Text`.
 
 use std::io::{self, Write};
+use std::net::IpAddr;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 
@@ -10,8 +11,9 @@ use serde::Serialize;
 
 use crate::analyze::path::PathRow;
 use crate::analyze::rows::{
-    DataTraceRow, ExceptionRow, FtpRow, PacketRow, SessionRow, Sink, Text, TlsRow,
+    self, DataTraceRow, ExceptionRow, FtpRow, PacketRow, SessionRow, Sink, Text, TlsRow,
 };
+use crate::trace::tod::iso8601_at;
 
 pub const PACKETS: &[&str] = &[
     "no",
@@ -406,6 +408,15 @@ impl<W: Write + Send + 'static> Sink for Spawned<W> {
 struct PacketTable<W: Write> {
     out: W,
     buf: Vec<u8>,
+    text: Cells,
+}
+
+/// What turns a row's values into text, with the caches that make it cheap.
+#[derive(Default)]
+struct Cells {
+    clock: Clock,
+    names: AddrNames,
+    scratch: String,
 }
 
 impl<W: Write> PacketTable<W> {
@@ -416,11 +427,12 @@ impl<W: Write> PacketTable<W> {
         Ok(PacketTable {
             out,
             buf: Vec::with_capacity(1 << 16),
+            text: Cells::default(),
         })
     }
 
     fn row(&mut self, r: &PacketRow) -> io::Result<()> {
-        push_packet(&mut self.buf, r);
+        push_packet(&mut self.buf, r, &mut self.text);
         if self.buf.len() >= 1 << 16 {
             self.out.write_all(&self.buf)?;
             self.buf.clear();
@@ -432,6 +444,71 @@ impl<W: Write> PacketTable<W> {
         self.out.write_all(&self.buf)?;
         self.out.flush()?;
         Ok(self.out)
+    }
+}
+
+/// Addresses as text, remembered: a trace repeats few addresses many times, and
+/// formatting one costs more than the rest of its packets.csv cells.
+struct AddrNames {
+    slots: Vec<Option<(IpAddr, String)>>,
+}
+
+impl Default for AddrNames {
+    fn default() -> Self {
+        AddrNames {
+            slots: vec![None; 256],
+        }
+    }
+}
+
+impl AddrNames {
+    fn push(&mut self, out: &mut String, a: IpAddr) {
+        // A multiplicative hash of the address's 128 bits (IPv4 mapped) picks the slot.
+        let bits = match a {
+            IpAddr::V4(v4) => u128::from(v4.to_ipv6_mapped()),
+            IpAddr::V6(v6) => u128::from(v6),
+        };
+        let h = ((bits >> 64) as u64 ^ bits as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let slot = &mut self.slots[(h >> 56) as usize];
+        match slot {
+            Some((k, text)) if *k == a => out.push_str(text),
+            _ => {
+                let text = a.to_string();
+                out.push_str(&text);
+                *slot = Some((a, text));
+            }
+        }
+    }
+}
+
+/// ISO 8601 times for consecutive packets: the date and time of day change once a
+/// second, so they are formatted once a second and only the nanoseconds per packet.
+#[derive(Default)]
+struct Clock {
+    second: Option<(i64, Option<i32>)>,
+    head: String,
+    tail: String,
+}
+
+impl Clock {
+    fn format_into(&mut self, out: &mut String, ns: i64, tz: Option<i32>) {
+        let sec = ns.div_euclid(1_000_000_000);
+        if self.second != Some((sec, tz)) {
+            let Some(start) = ns.checked_sub(ns.rem_euclid(1_000_000_000)) else {
+                // The first second of the i64 range: not worth a cache.
+                out.push_str(&iso8601_at(ns, tz));
+                return;
+            };
+            let full = iso8601_at(start, tz);
+            // `YYYY-MM-DDTHH:MM:SS.` + 9 digits + `Z` or `+HH:MM`.
+            let (head, rest) = full.split_at(20);
+            self.head = head.to_string();
+            self.tail = rest[9..].to_string();
+            self.second = Some((sec, tz));
+        }
+        out.push_str(&self.head);
+        rows::push_u64(out, ns.rem_euclid(1_000_000_000) as u64, 9);
+        out.push_str(&self.tail);
     }
 }
 
@@ -479,23 +556,54 @@ fn push_text(b: &mut Vec<u8>, t: &Text) {
     }
 }
 
-fn push_packet(b: &mut Vec<u8>, r: &PacketRow) {
+/// Text that never needs quoting (numbers, times, addresses, flag names), then `,`.
+fn push_plain(b: &mut Vec<u8>, s: &str) {
+    b.extend_from_slice(s.as_bytes());
+    b.push(b',');
+}
+
+fn push_packet(b: &mut Vec<u8>, r: &PacketRow, c: &mut Cells) {
+    let t = &mut c.scratch;
     push_num(b, Some(r.no));
-    push_str(b, &r.time);
-    push_str(b, &r.epoch);
-    push_str(b, &r.delta);
+    t.clear();
+    c.clock.format_into(t, r.time_ns, r.utc_offset);
+    push_plain(b, t);
+    t.clear();
+    rows::seconds_into(t, r.time_ns);
+    push_plain(b, t);
+    t.clear();
+    rows::seconds_into(t, r.delta_ns);
+    push_plain(b, t);
     push_text(b, &r.interface);
     push_str(b, r.direction);
-    push_str(b, &r.local_ip);
+    t.clear();
+    if let Some(a) = r.local_ip {
+        c.names.push(t, a);
+    }
+    push_plain(b, t);
     push_num(b, r.local_port.map(u64::from));
-    push_str(b, &r.remote_ip);
+    t.clear();
+    if let Some(a) = r.remote_ip {
+        c.names.push(t, a);
+    }
+    push_plain(b, t);
     push_num(b, r.remote_port.map(u64::from));
     push_str(b, &r.protocol);
     push_num(b, r.ip_len.map(u64::from));
     push_num(b, Some(r.captured as u64));
-    push_str(b, &r.ip_id);
+    if let Some(i) = r.ip_id {
+        const HEX: &[u8; 16] = b"0123456789ABCDEF";
+        for shift in [12, 8, 4, 0] {
+            b.push(HEX[usize::from((i >> shift) & 0xF)]);
+        }
+    }
+    b.push(b',');
     push_num(b, r.ttl.map(u64::from));
-    push_str(b, &r.tcp_flags);
+    t.clear();
+    if let Some(f) = r.tcp_flags {
+        crate::net::push_flag_names(t, f);
+    }
+    push_plain(b, t);
     push_num(b, r.seq.map(u64::from));
     push_num(b, r.ack.map(u64::from));
     push_num(b, r.window.map(u64::from));
@@ -548,7 +656,6 @@ mod tests {
 
     #[test]
     fn column_lists_match_the_rows() {
-        assert_eq!(header_of(&PacketRow::default()), PACKETS.join(","));
         assert_eq!(header_of(&SessionRow::default()), SESSIONS.join(","));
         assert_eq!(header_of(&FtpRow::default()), FTP.join(","));
         assert_eq!(header_of(&TlsRow::default()), TLS.join(","));
@@ -557,34 +664,100 @@ mod tests {
         assert_eq!(header_of(&PathRow::default()), PATH.join(","));
     }
 
+    /// A packets.csv row has one cell per column, in text the way the csv crate
+    /// would quote it, with times, addresses, IP id and flags rendered from values.
     #[test]
-    fn packet_rows_written_by_hand_equal_serde() {
-        let r = PacketRow {
+    fn packet_rows_written_by_hand_equal_the_crate() {
+        let mut r = PacketRow {
             no: 7,
-            time: "2011-01-25T14:13:05.687445000Z".into(),
+            time_ns: 1_295_964_785_687_445_000,
+            delta_ns: -1000,
             interface: Text("=LINK".into()),
             direction: "out",
-            local_ip: "10.0.0.1".into(),
+            local_ip: Some("10.0.0.1".parse().unwrap_or_else(|_| unreachable!())),
             local_port: Some(21),
+            remote_ip: Some("2001:db8::1".parse().unwrap_or_else(|_| unreachable!())),
             protocol: "TCP".into(),
             ip_len: Some(0),
+            ip_id: Some(0x0a1f),
             ttl: Some(255),
+            tcp_flags: Some(0x18),
             seq: Some(u32::MAX),
             message: Text("ftp reply 227 \"x\", y".into()),
             note: "line\r\nbreak".into(),
-            delta: "-0.000001000".into(),
             session: Some(3),
             ..Default::default()
         };
-        let mut serde = ::csv::WriterBuilder::new()
-            .has_headers(false)
-            .from_writer(Vec::new());
-        serde.serialize(&r).ok();
+        let expect = |r: &PacketRow, time: &str| {
+            let cells = [
+                "7",
+                time,
+                "1295964785.687445000",
+                "-0.000001000",
+                "'=LINK",
+                "out",
+                "10.0.0.1",
+                "21",
+                "2001:db8::1",
+                "",
+                "TCP",
+                "0",
+                "0",
+                "0A1F",
+                "255",
+                "ACK PSH",
+                "4294967295",
+                "",
+                "",
+                "",
+                "3",
+                "",
+                &r.message.0,
+                "",
+                "",
+                "",
+                &r.note,
+            ];
+            assert_eq!(cells.len(), PACKETS.len());
+            let mut w = ::csv::WriterBuilder::new()
+                .has_headers(false)
+                .from_writer(Vec::new());
+            w.write_record(cells).ok();
+            String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
+        };
+        let mut c = Cells::default();
         let mut b = Vec::new();
-        push_packet(&mut b, &r);
-        let a = serde.into_inner().unwrap_or_default();
-        assert_eq!(String::from_utf8_lossy(&b), String::from_utf8_lossy(&a));
-        assert!(String::from_utf8_lossy(&b).contains(",'=LINK,"));
+        push_packet(&mut b, &r, &mut c);
+        assert_eq!(
+            String::from_utf8_lossy(&b),
+            expect(&r, "2011-01-25T14:13:05.687445000Z")
+        );
+        // The same second at another offset: the clock's cache must not answer.
+        r.utc_offset = Some(3600);
+        b.clear();
+        push_packet(&mut b, &r, &mut c);
+        assert_eq!(
+            String::from_utf8_lossy(&b),
+            expect(&r, "2011-01-25T15:13:05.687445000+01:00")
+        );
+    }
+
+    /// Remembered address texts never answer for another address of the same slot.
+    #[test]
+    fn address_cache_is_exact() {
+        let mut n = AddrNames::default();
+        for i in 0..2000u32 {
+            for a in [
+                IpAddr::from(std::net::Ipv4Addr::from(i.wrapping_mul(2_654_435_761))),
+                IpAddr::from(std::net::Ipv6Addr::from(u128::from(i) << 64 | 1)),
+            ] {
+                for _ in 0..2 {
+                    let mut t = String::new();
+                    n.push(&mut t, a);
+                    assert_eq!(t, a.to_string());
+                }
+            }
+        }
     }
 
     #[test]
