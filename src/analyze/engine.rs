@@ -359,6 +359,7 @@ pub struct Analyzer<'d, S: Sink> {
     packets_seen: u64,
     /// The packets.csv row, reused.
     row: PacketRow,
+    chunks: [Chunks; 2],
     pub stats: Stats,
 }
 
@@ -378,6 +379,7 @@ impl<'d, S: Sink> Analyzer<'d, S> {
             fragments: Map::default(),
             packets_seen: 0,
             row: PacketRow::default(),
+            chunks: Default::default(),
             stats: Stats::default(),
         }
     }
@@ -809,36 +811,33 @@ impl<'d, S: Sink> Analyzer<'d, S> {
             } else {
                 (key, outbound)
             };
-        // A flow idle too long ends here, whatever other traffic came in between.
-        if let Some(s) = self.sessions.get(&key)
-            && s.tcp.is_none()
-            && p.time_ns.saturating_sub(s.end_ns) > FLOW_IDLE_NS
-        {
-            self.flush(&key)?;
-        }
         let syn_only = v.tcp.is_some_and(|t| t.has(Tcp::SYN) && !t.has(Tcp::ACK));
-        // A new SYN on a finished connection starts a new session.
-        if syn_only
-            && let Some(s) = self.sessions.get(&key)
-            && let Some(t) = &s.tcp
-            && t.side.iter().any(|d| d.fin || d.rst)
-            // not a retransmission of the SYN that started it
-            && t.side[usize::from(outbound)].stream.next_seq()
-                != Some(v.tcp.map_or(0, |t| t.seq).wrapping_add(1))
-        {
+        let ends = self.sessions.get(&key).map(|s| match &s.tcp {
+            // A flow idle too long ends here, whatever other traffic came in between.
+            None => p.time_ns.saturating_sub(s.end_ns) > FLOW_IDLE_NS,
+            // A new SYN on a finished connection starts a new session.
+            Some(t) => {
+                syn_only
+                    && t.side.iter().any(|d| d.fin || d.rst)
+                    // not a retransmission of the SYN that started it
+                    && t.side[usize::from(outbound)].stream.next_seq()
+                        != Some(v.tcp.map_or(0, |t| t.seq).wrapping_add(1))
+            }
+        });
+        if ends == Some(true) {
             self.flush(&key)?;
         }
-        if !self.sessions.contains_key(&key) {
+        if ends != Some(false) {
             let s = self.start_session(key, p, v, outbound);
             self.sessions.insert(key, s);
         }
-        let sess = self.sessions.get_mut(&key).map(|s| s.id).unwrap_or(0);
         let mut exceptions = Vec::new();
         let mut ftp_rows = Vec::new();
         let mut tls_rows = Vec::new();
         let Some(s) = self.sessions.get_mut(&key) else {
             return Ok(0);
         };
+        let sess = s.id;
         let d = usize::from(outbound);
         s.end_ns = p.time_ns;
         s.packets[d] += 1;
@@ -864,6 +863,7 @@ impl<'d, S: Sink> Analyzer<'d, S> {
                 message,
                 &mut ftp_rows,
                 &mut tls_rows,
+                &mut self.chunks,
             );
             for (i, a) in analysis.iter().enumerate() {
                 if i > 0 {
@@ -1448,6 +1448,41 @@ fn feed(app: &mut App, dir: Dir, bytes: Option<&[u8]>, gap: u64, frame: u64, tim
 
 /// Everything a TCP segment tells: history, handshake, observations, stream bytes.
 #[allow(clippy::too_many_arguments)]
+/// Stream bytes on their way from the reassembler to the decoders, in buffers kept
+/// from packet to packet (a copy per chunk was a malloc and a free per data packet).
+#[derive(Default)]
+struct Chunks {
+    bytes: Vec<u8>,
+    /// (range of `bytes`, or None for a gap of `.1` bytes; frame of the data).
+    list: Vec<(Option<std::ops::Range<usize>>, u64, u64)>,
+}
+
+impl Chunks {
+    fn clear(&mut self) {
+        self.bytes.clear();
+        self.list.clear();
+    }
+
+    fn data(&mut self, b: &[u8], frame: u64) {
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(b);
+        self.list.push((Some(start..self.bytes.len()), 0, frame));
+    }
+
+    fn gap(&mut self, n: u64) {
+        self.list.push((None, n, 0));
+    }
+
+    /// (bytes, or None for a gap; gap length; frame).
+    fn iter(&self) -> impl Iterator<Item = (Option<&[u8]>, u64, u64)> {
+        self.list
+            .iter()
+            .map(|(r, n, f)| (r.clone().map(|r| &self.bytes[r]), *n, *f))
+    }
+}
+
+// The outputs are separate borrows of the analyzer's fields, beside the session.
+#[allow(clippy::too_many_arguments)]
 fn tcp_packet(
     s: &mut Session,
     t: &Tcp,
@@ -1458,6 +1493,7 @@ fn tcp_packet(
     message: &mut Vec<String>,
     ftp_rows: &mut Vec<(FtpRow, Option<ftp::DataEndpoint>)>,
     tls_rows: &mut Vec<TlsRow>,
+    scratch: &mut [Chunks; 2],
 ) {
     let orig = usize::from(s.initiator_local);
     // Stream bytes are copied out only for a decoder, or while one may still be chosen.
@@ -1549,15 +1585,16 @@ fn tcp_packet(
     let next = side.stream.next_seq();
     let keepalive =
         len <= 1 && !syn && !fin && !rst && next.is_some_and(|n| t.seq == n.wrapping_sub(1));
-    let mut chunks: Vec<(Option<Vec<u8>>, u64, u64)> = Vec::new();
+    let [chunks, other_chunks] = scratch;
+    chunks.clear();
+    other_chunks.clear();
     // What this ACK says about the other direction: bytes it acknowledges that the
     // trace never showed are a gap in that stream (Zeek's G/g).
-    let mut other_chunks: Vec<(Option<Vec<u8>>, u64, u64)> = Vec::new();
     if ack && !rst {
         let gap = conn.side[other].stream.acked(t.ack, &mut |c| match c {
-            Chunk::Data(b, f) if want => other_chunks.push((Some(b.to_vec()), 0, f)),
+            Chunk::Data(b, f) if want => other_chunks.data(b, f),
             Chunk::Data(..) => {}
-            Chunk::Gap(n) => other_chunks.push((None, n, 0)),
+            Chunk::Gap(n) => other_chunks.gap(n),
         });
         if gap > 0 && conn.side[other].history & 256 == 0 {
             conn.side[other].history |= 256;
@@ -1571,9 +1608,9 @@ fn tcp_packet(
     } else {
         side.stream
             .push(t.seq, syn, fin, v.payload, len, p.frame, &mut |c| match c {
-                Chunk::Data(b, f) if want => chunks.push((Some(b.to_vec()), 0, f)),
+                Chunk::Data(b, f) if want => chunks.data(b, f),
                 Chunk::Data(..) => {}
-                Chunk::Gap(n) => chunks.push((None, n, 0)),
+                Chunk::Gap(n) => chunks.gap(n),
             })
     };
     match class {
@@ -1610,7 +1647,7 @@ fn tcp_packet(
     // after a STARTTLS-style upgrade) starts the TLS decoder; HTTP is named by its
     // first bytes. Looked for in the first chunks only.
     if matches!(s.decoder, App::None) && s.app_checks < 64 {
-        for (b, _, _) in chunks.iter().chain(&other_chunks) {
+        for (b, _, _) in chunks.iter().chain(other_chunks.iter()) {
             let Some(b) = b else { continue };
             s.app_checks += 1;
             if b.len() >= 6 && b[0] == 0x16 && b[1] == 3 && b[2] <= 4 && b[5] == 1 {
@@ -1625,12 +1662,12 @@ fn tcp_packet(
         }
     }
     let odir = app_dir(s.initiator_local, other);
-    for (b, n, f) in &other_chunks {
-        feed(&mut s.decoder, odir, b.as_deref(), *n, *f, p.time_ns);
+    for (b, n, f) in other_chunks.iter() {
+        feed(&mut s.decoder, odir, b, n, f, p.time_ns);
     }
     let dir = app_dir(s.initiator_local, d);
-    for (b, n, f) in &chunks {
-        feed(&mut s.decoder, dir, b.as_deref(), *n, *f, p.time_ns);
+    for (b, n, f) in chunks.iter() {
+        feed(&mut s.decoder, dir, b, n, f, p.time_ns);
     }
     match &mut s.decoder {
         App::None => {}
