@@ -748,7 +748,9 @@ fn trim_start(b: &[u8]) -> &[u8] {
 fn text(b: &[u8]) -> String {
     // Printable ASCII, nearly every FTP line, is already its own text.
     if b.iter().all(|&c| (0x20..0x7f).contains(&c) || c == b'\t') {
-        return b.iter().map(|&c| char::from(c)).collect();
+        return std::str::from_utf8(b)
+            .map(str::to_owned)
+            .unwrap_or_default();
     }
     String::from_utf8_lossy(b)
         .chars()

@@ -256,7 +256,7 @@ impl<W: Write> Tables<W> {
 }
 
 /// Packet rows per batch handed to the packets.csv thread, and batches queued at most.
-const ROWS: usize = 256;
+const ROWS: usize = 1024;
 const DEPTH: usize = 4;
 
 /// `Tables` with packets.csv on a thread of its own: the analysis hands its packet
