@@ -9,6 +9,7 @@ use std::thread::JoinHandle;
 
 use serde::Serialize;
 
+use super::record::{self, push_num, push_str};
 use crate::analyze::path::PathRow;
 use crate::analyze::rows::{
     self, DataTraceRow, ExceptionRow, FtpRow, PacketRow, SessionRow, Sink, Text, TlsRow,
@@ -195,28 +196,38 @@ pub const NAMES: [&str; 6] = [
     "datatrace",
 ];
 
+/// A table of rows written by `record` (the header by the column list, so that an
+/// empty table has one too).
 struct Table<W: Write> {
-    w: ::csv::Writer<W>,
+    out: W,
+    buf: Vec<u8>,
 }
 
 impl<W: Write> Table<W> {
     fn new(mut out: W, columns: &[&str]) -> io::Result<Table<W>> {
         out.write_all("\u{feff}".as_bytes())?;
-        let mut w = ::csv::WriterBuilder::new()
-            .has_headers(false)
-            .from_writer(out);
-        w.write_record(columns)?;
-        Ok(Table { w })
+        let mut buf = Vec::with_capacity(1 << 16);
+        for c in columns {
+            push_str(&mut buf, c);
+        }
+        buf.pop();
+        buf.push(b'\n');
+        Ok(Table { out, buf })
     }
 
     fn row(&mut self, r: &impl Serialize) -> io::Result<()> {
-        self.w.serialize(r).map_err(io::Error::other)
+        record::append(&mut self.buf, r).map_err(io::Error::other)?;
+        if self.buf.len() >= 1 << 16 {
+            self.out.write_all(&self.buf)?;
+            self.buf.clear();
+        }
+        Ok(())
     }
 
-    fn finish(self) -> io::Result<W> {
-        self.w
-            .into_inner()
-            .map_err(|e| io::Error::other(e.to_string()))
+    fn finish(mut self) -> io::Result<W> {
+        self.out.write_all(&self.buf)?;
+        self.out.flush()?;
+        Ok(self.out)
     }
 }
 
@@ -510,39 +521,6 @@ impl Clock {
         rows::push_u64(out, ns.rem_euclid(1_000_000_000) as u64, 9);
         out.push_str(&self.tail);
     }
-}
-
-fn push_num(b: &mut Vec<u8>, v: Option<u64>) {
-    if let Some(mut v) = v {
-        let mut d = [0u8; 20];
-        let mut i = d.len();
-        loop {
-            i -= 1;
-            d[i] = b'0' + (v % 10) as u8;
-            v /= 10;
-            if v == 0 {
-                break;
-            }
-        }
-        b.extend_from_slice(&d[i..]);
-    }
-    b.push(b',');
-}
-
-fn push_str(b: &mut Vec<u8>, s: &str) {
-    if s.bytes().any(|c| matches!(c, b',' | b'"' | b'\r' | b'\n')) {
-        b.push(b'"');
-        for c in s.bytes() {
-            if c == b'"' {
-                b.push(b'"');
-            }
-            b.push(c);
-        }
-        b.push(b'"');
-    } else {
-        b.extend_from_slice(s.as_bytes());
-    }
-    b.push(b',');
 }
 
 fn push_text(b: &mut Vec<u8>, t: &Text) {

@@ -6,6 +6,7 @@ pub mod csv;
 pub mod dump;
 pub mod libpcap;
 pub mod pcapng;
+pub mod record;
 
 use crate::packet::Packet;
 use crate::trace::DiscardTable;
