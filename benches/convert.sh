@@ -36,6 +36,9 @@ cat "$WORK/big.trace" "$WORK/big.pcap" >/dev/null
 
 run() { # label, input bytes, command...
   local label=$1 in=$2; shift 2
+  # Every command starts with no dirty pages of an earlier one still being written back
+  # (writeback of the previous command's output otherwise throttles the next writer).
+  sync
   /usr/bin/time -f "%e %M" -o "$WORK/t" "$@" >/dev/null 2>"$WORK/err" || { echo "$label failed:"; cat "$WORK/err"; return; }
   read -r secs rss <"$WORK/t"
   awk -v l="$label" -v s="$secs" -v r="$rss" -v b="$in" \

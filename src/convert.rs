@@ -364,6 +364,8 @@ struct Owned {
     note: String,
     socket: Option<analyze::Socket>,
     system: u8,
+    /// Its headers, read here so that the analysis thread need not.
+    view: crate::net::Detached,
 }
 
 /// The socket of a data-trace record, for the analysis.
@@ -405,6 +407,7 @@ impl Owned {
             note: self.note.clone(),
             socket: self.socket.clone(),
             system: self.system,
+            view: Some(&self.view),
         }
     }
 }
@@ -572,6 +575,7 @@ impl<'a, W: Write> Handler<'a, W> {
             o.note = packet_note(p);
             o.socket = socket_of(p);
             o.system = self.systems[input];
+            o.view = crate::net::view(p.link, &o.data, o.orig_len).detach(&o.data);
             if f.send(false).is_err() {
                 // The analysis failed: stop here, its error is the one to report.
                 self.feed = None;
@@ -1134,6 +1138,7 @@ pub fn analyze_capture<R: Read>(
             note: String::new(),
             socket: None,
             system: 0,
+            view: None,
         })
     })?;
     let (_, stats) = a.finish().map_err(Error::Unlocated)?;

@@ -221,6 +221,13 @@ pub fn analysis(data: &[u8]) {
     for (dir, pkt) in packets(data) {
         let n = pkt.len();
         frame += 1;
+        let link = if dir & 1 != 0 {
+            crate::packet::Link::Ethernet
+        } else {
+            crate::packet::Link::Raw
+        };
+        let orig_len = n as u32 + u32::from(dir >> 4);
+        let detached = crate::net::view(link, pkt, orig_len).detach(pkt);
         let input = Input {
             frame,
             time_ns: frame as i64 * 1_000_000,
@@ -247,6 +254,9 @@ pub fn analysis(data: &[u8]) {
                 attls: "",
             }),
             system: dir >> 7,
+            // Every other packet's headers read ahead and handed over, as `convert`
+            // does: both ways must hold.
+            view: (frame % 2 == 0).then_some(&detached),
         };
         let _ = a.packet(&input);
     }

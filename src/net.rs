@@ -140,6 +140,52 @@ pub struct View<'a> {
     pub payload: &'a [u8],
 }
 
+/// A `View` apart from its packet: the slices as ranges of the packet's data. Made
+/// where the packet is decoded and turned back into a `View` where it is analysed,
+/// so that the header parsing runs on the decoding thread.
+#[derive(Clone, Debug, Default)]
+pub struct Detached {
+    fields: View<'static>,
+    ip: std::ops::Range<usize>,
+    payload: std::ops::Range<usize>,
+}
+
+/// Where `part` lies within `data` (empty when it is not a part of it, as the empty
+/// slices a missing header leaves are not).
+fn range_in(data: &[u8], part: &[u8]) -> std::ops::Range<usize> {
+    let start = (part.as_ptr() as usize).wrapping_sub(data.as_ptr() as usize);
+    match start.checked_add(part.len()) {
+        Some(end) if !part.is_empty() && end <= data.len() => start..end,
+        _ => 0..0,
+    }
+}
+
+impl<'a> View<'a> {
+    /// This view apart from `data`, the bytes it was read from.
+    pub fn detach(&self, data: &[u8]) -> Detached {
+        Detached {
+            fields: View {
+                ip: &[],
+                payload: &[],
+                ..self.clone()
+            },
+            ip: range_in(data, self.ip),
+            payload: range_in(data, self.payload),
+        }
+    }
+}
+
+impl Detached {
+    /// The view again, over the same bytes it was made from.
+    pub fn attach<'a>(&self, data: &'a [u8]) -> View<'a> {
+        View {
+            ip: data.get(self.ip.clone()).unwrap_or(&[]),
+            payload: data.get(self.payload.clone()).unwrap_or(&[]),
+            ..self.fields.clone()
+        }
+    }
+}
+
 /// Reads the headers of a packet. Missing pieces (abbreviated packets, unknown
 /// protocols) leave fields empty; nothing here fails.
 pub fn view(link: Link, data: &[u8], orig_len: u32) -> View<'_> {

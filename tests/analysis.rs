@@ -636,3 +636,33 @@ fn data_trace_totals_join_their_packet_trace_sessions() {
     }
     assert!(checked >= 20, "{checked} sessions checked");
 }
+
+/// `convert` reads each packet's headers on the decoding thread and hands them over
+/// detached from the bytes; attached again they are the view the analysis would have
+/// read itself, for every packet of every capture (IPv4, IPv6, fragments, VLANs, ARP,
+/// truncated), also with the packet cut short.
+#[test]
+fn headers_read_ahead_equal_headers_read_in_place() {
+    let mut packets = 0;
+    for cap_path in common::captures() {
+        let cap = std::fs::read(&cap_path).unwrap();
+        synth::read_packets(&cap[..], |c| {
+            for cut in [c.data.len(), c.data.len() / 2, 21] {
+                let data = &c.data[..cut.min(c.data.len())];
+                let here = zctrace::net::view(c.link, data, c.orig_len);
+                let copy = data.to_vec();
+                let there = here.detach(data).attach(&copy);
+                assert_eq!(
+                    format!("{here:?}"),
+                    format!("{there:?}"),
+                    "{}",
+                    cap_path.display()
+                );
+            }
+            packets += 1;
+            Ok(())
+        })
+        .unwrap();
+    }
+    assert!(packets > 1000, "{packets}");
+}

@@ -77,6 +77,8 @@ pub struct Input<'a> {
     /// systems (0 otherwise): their sessions are kept apart like the adapter's and the
     /// stack's views of one system.
     pub system: u8,
+    /// The headers, when the decoding already read them (`net::view` of this data).
+    pub view: Option<&'a net::Detached>,
 }
 
 /// The socket of a data-trace record, from its PTHDR.
@@ -565,7 +567,10 @@ impl<'d, S: Sink> Analyzer<'d, S> {
         if let Some(s) = &p.socket {
             return self.data_record(p, s);
         }
-        let v = net::view(p.link, p.data, p.orig_len);
+        let v = match p.view {
+            Some(d) => d.attach(p.data),
+            None => net::view(p.link, p.data, p.orig_len),
+        };
         let outbound = self.direction(p, &v);
         // One row reused from packet to packet: its strings keep their capacity, so
         // a row costs no allocation in the common case.
