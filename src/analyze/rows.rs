@@ -355,31 +355,6 @@ impl PacketRow {
     }
 }
 
-/// `seconds` into an existing string (per packet, so without the formatter).
-pub fn seconds_into(out: &mut String, ns: i64) {
-    if ns < 0 {
-        out.push('-');
-    }
-    let a = ns.unsigned_abs();
-    push_u64(out, a / 1_000_000_000, 1);
-    out.push('.');
-    push_u64(out, a % 1_000_000_000, 9);
-}
-
-/// Decimal digits of `v`, at least `width` of them (zero padded).
-pub fn push_u64(out: &mut String, mut v: u64, width: usize) {
-    let mut d = [b'0'; 20];
-    let mut i = d.len();
-    while v > 0 || d.len() - i < width {
-        i -= 1;
-        d[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-    }
-    for &c in &d[i..] {
-        out.push(char::from(c));
-    }
-}
-
 /// Seconds with nine decimals, signed.
 pub fn seconds(ns: i64) -> String {
     let sign = if ns < 0 { "-" } else { "" };
@@ -400,10 +375,5 @@ mod tests {
         assert_eq!(out, "'=cmd(),'-1,ok\n");
         assert_eq!(seconds(1_500_000_001), "1.500000001");
         assert_eq!(seconds(-2_000), "-0.000002000");
-        let mut s = String::new();
-        seconds_into(&mut s, 1_500_000_001);
-        seconds_into(&mut s, 0);
-        seconds_into(&mut s, -2_000);
-        assert_eq!(s, "1.5000000010.000000000-0.000002000");
     }
 }

@@ -12,7 +12,7 @@ use serde::Serialize;
 use super::record::{self, push_num, push_str};
 use crate::analyze::path::PathRow;
 use crate::analyze::rows::{
-    self, DataTraceRow, ExceptionRow, FtpRow, PacketRow, SessionRow, Sink, Text, TlsRow,
+    DataTraceRow, ExceptionRow, FtpRow, PacketRow, SessionRow, Sink, Text, TlsRow,
 };
 use crate::trace::tod::iso8601_at;
 
@@ -502,12 +502,14 @@ struct Clock {
 }
 
 impl Clock {
-    fn format_into(&mut self, out: &mut String, ns: i64, tz: Option<i32>) {
+    /// The time as a cell (then `,`).
+    fn push(&mut self, b: &mut Vec<u8>, ns: i64, tz: Option<i32>) {
         let sec = ns.div_euclid(1_000_000_000);
         if self.second != Some((sec, tz)) {
             let Some(start) = ns.checked_sub(ns.rem_euclid(1_000_000_000)) else {
                 // The first second of the i64 range: not worth a cache.
-                out.push_str(&iso8601_at(ns, tz));
+                b.extend_from_slice(iso8601_at(ns, tz).as_bytes());
+                b.push(b',');
                 return;
             };
             let full = iso8601_at(start, tz);
@@ -517,10 +519,35 @@ impl Clock {
             self.tail = rest[9..].to_string();
             self.second = Some((sec, tz));
         }
-        out.push_str(&self.head);
-        rows::push_u64(out, ns.rem_euclid(1_000_000_000) as u64, 9);
-        out.push_str(&self.tail);
+        b.extend_from_slice(self.head.as_bytes());
+        push_digits(b, ns.rem_euclid(1_000_000_000) as u64, 9);
+        b.extend_from_slice(self.tail.as_bytes());
+        b.push(b',');
     }
+}
+
+/// Decimal digits of `v`, at least `width` of them (zero padded).
+fn push_digits(b: &mut Vec<u8>, mut v: u64, width: usize) {
+    let mut d = [b'0'; 20];
+    let mut i = d.len();
+    while v > 0 || d.len() - i < width {
+        i -= 1;
+        d[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+    b.extend_from_slice(&d[i..]);
+}
+
+/// Seconds with nine decimals, signed, as a cell (then `,`): `rows::seconds` in bytes.
+fn push_seconds(b: &mut Vec<u8>, ns: i64) {
+    if ns < 0 {
+        b.push(b'-');
+    }
+    let a = ns.unsigned_abs();
+    push_digits(b, a / 1_000_000_000, 1);
+    b.push(b'.');
+    push_digits(b, a % 1_000_000_000, 9);
+    b.push(b',');
 }
 
 fn push_text(b: &mut Vec<u8>, t: &Text) {
@@ -543,15 +570,9 @@ fn push_plain(b: &mut Vec<u8>, s: &str) {
 fn push_packet(b: &mut Vec<u8>, r: &PacketRow, c: &mut Cells) {
     let t = &mut c.scratch;
     push_num(b, Some(r.no));
-    t.clear();
-    c.clock.format_into(t, r.time_ns, r.utc_offset);
-    push_plain(b, t);
-    t.clear();
-    rows::seconds_into(t, r.time_ns);
-    push_plain(b, t);
-    t.clear();
-    rows::seconds_into(t, r.delta_ns);
-    push_plain(b, t);
+    c.clock.push(b, r.time_ns, r.utc_offset);
+    push_seconds(b, r.time_ns);
+    push_seconds(b, r.delta_ns);
     push_text(b, &r.interface);
     push_str(b, r.direction);
     t.clear();
@@ -622,6 +643,7 @@ impl<W: Write> Sink for Tables<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::analyze::rows;
 
     /// The column lists are the structs' field names, in order (the header row is
     /// written from the lists so that empty tables have one too).
@@ -718,6 +740,29 @@ mod tests {
             String::from_utf8_lossy(&b),
             expect(&r, "2011-01-25T15:13:05.687445000+01:00")
         );
+    }
+
+    /// Cells written from bytes equal the text forms the other tables use.
+    #[test]
+    fn seconds_cells_equal_rows_seconds() {
+        for ns in [
+            0,
+            1,
+            -1,
+            999_999_999,
+            1_000_000_000,
+            -2_000,
+            1_295_964_785_687_445_000,
+            i64::MAX,
+            i64::MIN,
+        ] {
+            let mut b = Vec::new();
+            push_seconds(&mut b, ns);
+            assert_eq!(
+                String::from_utf8_lossy(&b),
+                format!("{},", rows::seconds(ns))
+            );
+        }
     }
 
     /// Remembered address texts never answer for another address of the same slot.
