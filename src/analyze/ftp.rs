@@ -13,6 +13,7 @@
 //! commands at 1000, Telnet sub-negotiations at 64 bytes.
 
 use std::collections::VecDeque;
+use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::Dir;
@@ -627,7 +628,7 @@ impl Ftp {
         self.note = None;
         let mut m = String::with_capacity(2 * MAX_MESSAGE);
         m.push_str("ftp reply ");
-        push_code(&mut m, code);
+        let _ = write!(m, "{code}");
         if !message.is_empty() {
             m.push(' ');
             short_into(&mut m, &message);
@@ -640,9 +641,7 @@ impl Ftp {
                     p.preliminary.push_str(" | ");
                 }
                 if p.preliminary.len() < MAX_LINE {
-                    push_code(&mut p.preliminary, code);
-                    p.preliminary.push(' ');
-                    p.preliminary.push_str(&message);
+                    let _ = write!(p.preliminary, "{code} {message}");
                 }
                 p.incomplete |= incomplete;
             }
@@ -800,22 +799,6 @@ fn message(prefix: &str, parts: &[&str]) -> String {
         short_into(&mut m, p);
     }
     m
-}
-
-/// A reply code's digits (codes are below 1000 once parsed, but any u16 prints).
-fn push_code(out: &mut String, code: u16) {
-    let mut d = [0u8; 5];
-    let mut v = code;
-    let mut i = d.len();
-    loop {
-        i -= 1;
-        d[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    out.extend(d[i..].iter().map(|&c| char::from(c)));
 }
 
 /// The endpoint a 227 or 229 reply line announces.

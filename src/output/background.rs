@@ -9,52 +9,49 @@ use std::thread::JoinHandle;
 const BUF: usize = 1 << 20;
 const DEPTH: usize = 4;
 
-pub struct Writer<W: Write + Send + 'static> {
-    buf: Vec<u8>,
-    tx: Option<SyncSender<Vec<u8>>>,
-    /// Empty buffers coming back for reuse.
-    back: Receiver<Vec<u8>>,
-    thread: Option<JoinHandle<io::Result<W>>>,
+/// A thread fed batches through a bounded queue (`depth` batches in flight at most),
+/// the emptied batches coming back for reuse. Its result, or its first error, comes
+/// out of `send` or `finish`.
+pub struct Worker<T: Send + 'static, R: Send + 'static> {
+    tx: Option<SyncSender<T>>,
+    back: Receiver<T>,
+    thread: Option<JoinHandle<io::Result<R>>>,
     /// The thread's error, once seen (io::Error is not Clone).
     failed: Option<(io::ErrorKind, String)>,
+    /// What the thread does, for the message when it panics.
+    what: &'static str,
 }
 
-impl<W: Write + Send + 'static> Writer<W> {
-    pub fn new(mut out: W) -> Writer<W> {
-        let (tx, rx) = sync_channel::<Vec<u8>>(DEPTH);
-        let (back_tx, back) = sync_channel::<Vec<u8>>(DEPTH + 2);
-        let thread = std::thread::spawn(move || -> io::Result<W> {
-            for mut b in rx {
-                out.write_all(&b)?;
-                b.clear();
-                let _ = back_tx.try_send(b);
-            }
-            out.flush()?;
-            Ok(out)
-        });
-        Writer {
-            buf: Vec::with_capacity(BUF),
+impl<T: Send + 'static, R: Send + 'static> Worker<T, R> {
+    /// Runs `body` on a thread of its own: it receives the batches and may hand each
+    /// back (a full return queue drops it).
+    pub fn spawn(
+        depth: usize,
+        what: &'static str,
+        body: impl FnOnce(Receiver<T>, SyncSender<T>) -> io::Result<R> + Send + 'static,
+    ) -> Worker<T, R> {
+        let (tx, rx) = sync_channel::<T>(depth);
+        let (back_tx, back) = sync_channel::<T>(depth + 2);
+        Worker {
             tx: Some(tx),
             back,
-            thread: Some(thread),
+            thread: Some(std::thread::spawn(move || body(rx, back_tx))),
             failed: None,
+            what,
         }
     }
 
-    fn send(&mut self) -> io::Result<()> {
+    /// A batch handed back, if one is waiting.
+    pub fn recycled(&self) -> Option<T> {
+        self.back.try_recv().ok()
+    }
+
+    pub fn send(&mut self, batch: T) -> io::Result<()> {
         if let Some((kind, msg)) = &self.failed {
             return Err(io::Error::new(*kind, msg.clone()));
         }
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        let fresh = self
-            .back
-            .try_recv()
-            .unwrap_or_else(|_| Vec::with_capacity(BUF));
-        let full = std::mem::replace(&mut self.buf, fresh);
         if let Some(tx) = &self.tx
-            && tx.send(full).is_ok()
+            && tx.send(batch).is_ok()
         {
             return Ok(());
         }
@@ -63,27 +60,85 @@ impl<W: Write + Send + 'static> Writer<W> {
         self.tx = None;
         let e = match self.thread.take().map(|t| t.join()) {
             Some(Ok(Err(e))) => e,
-            Some(Err(_)) => io::Error::other("output thread panicked"),
-            _ => io::Error::other("output thread stopped"),
+            Some(Err(_)) => io::Error::other(format!("{} thread panicked", self.what)),
+            _ => io::Error::other(format!("{} thread stopped", self.what)),
         };
         self.failed = Some((e.kind(), e.to_string()));
         Err(e)
+    }
+
+    /// Ends the queue, waits for the thread and returns its result (or the first
+    /// error).
+    pub fn finish(mut self) -> io::Result<R> {
+        self.tx = None;
+        match self.thread.take() {
+            Some(t) => t.join().unwrap_or_else(|_| {
+                Err(io::Error::other(format!("{} thread panicked", self.what)))
+            }),
+            // `send` already took the thread and kept its error.
+            None => Err(match &self.failed {
+                Some((kind, msg)) => io::Error::new(*kind, msg.clone()),
+                None => io::Error::other(format!("{} thread stopped", self.what)),
+            }),
+        }
+    }
+}
+
+impl<T: Send + 'static, R: Send + 'static> Drop for Worker<T, R> {
+    fn drop(&mut self) {
+        self.tx = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Writes through a `Worker`: full buffers go to the thread, which writes them to the
+/// inner writer.
+pub struct Writer<W: Write + Send + 'static> {
+    buf: Vec<u8>,
+    worker: Worker<Vec<u8>, W>,
+}
+
+impl<W: Write + Send + 'static> Writer<W> {
+    pub fn new(mut out: W) -> Writer<W> {
+        let worker = Worker::spawn(
+            DEPTH,
+            "output",
+            move |rx: Receiver<Vec<u8>>, back: SyncSender<Vec<u8>>| {
+                for mut b in rx {
+                    out.write_all(&b)?;
+                    b.clear();
+                    let _ = back.try_send(b);
+                }
+                out.flush()?;
+                Ok(out)
+            },
+        );
+        Writer {
+            buf: Vec::with_capacity(BUF),
+            worker,
+        }
+    }
+
+    fn send(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let fresh = self
+            .worker
+            .recycled()
+            .unwrap_or_else(|| Vec::with_capacity(BUF));
+        let full = std::mem::replace(&mut self.buf, fresh);
+        self.worker.send(full)
     }
 
     /// Writes what is left, waits for the thread and returns the inner writer (or the
     /// first write error).
     pub fn finish(mut self) -> io::Result<W> {
         let sent = self.send();
-        self.tx = None;
-        match self.thread.take() {
-            Some(t) => t
-                .join()
-                .unwrap_or_else(|_| Err(io::Error::other("output thread panicked"))),
-            // `send` already took the thread and kept its error.
-            None => Err(sent
-                .err()
-                .unwrap_or_else(|| io::Error::other("output thread stopped"))),
-        }
+        let done = self.worker.finish();
+        sent.and(done)
     }
 }
 
@@ -105,15 +160,6 @@ impl<W: Write + Send + 'static> Write for Writer<W> {
     /// Hands the buffer over; the data reaches the inner writer in order, later.
     fn flush(&mut self) -> io::Result<()> {
         self.send()
-    }
-}
-
-impl<W: Write + Send + 'static> Drop for Writer<W> {
-    fn drop(&mut self) {
-        self.tx = None;
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 

@@ -4,11 +4,11 @@
 
 use std::io::{self, Write};
 use std::net::IpAddr;
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
-use std::thread::JoinHandle;
+use std::sync::mpsc::{Receiver, SyncSender};
 
 use serde::Serialize;
 
+use super::background::Worker;
 use super::record::{self, push_num, push_str};
 use crate::analyze::path::PathRow;
 use crate::analyze::rows::{
@@ -217,6 +217,11 @@ impl<W: Write> Table<W> {
 
     fn row(&mut self, r: &impl Serialize) -> io::Result<()> {
         record::append(&mut self.buf, r).map_err(io::Error::other)?;
+        self.spill()
+    }
+
+    /// Writes the buffer out once it is big enough.
+    fn spill(&mut self) -> io::Result<()> {
         if self.buf.len() >= 1 << 16 {
             self.out.write_all(&self.buf)?;
             self.buf.clear();
@@ -231,14 +236,25 @@ impl<W: Write> Table<W> {
     }
 }
 
-/// Writes the five tables; implements the analysis `Sink`.
-pub struct Tables<W: Write> {
-    packets: PacketTable<W>,
+/// Writes the six tables; implements the analysis `Sink`. `P` writes packets.csv: in
+/// place (`PacketTable`) or on a thread of its own (`PacketThread`, see `spawn`).
+pub struct Tables<W: Write, P: PacketOut<W> = PacketTable<W>> {
+    packets: P,
     sessions: Table<W>,
     ftp: Table<W>,
     tls: Table<W>,
     exceptions: Table<W>,
     datatrace: Table<W>,
+}
+
+/// The tables with packets.csv written on a thread of its own.
+pub type Spawned<W> = Tables<W, PacketThread<W>>;
+
+/// Where packets.csv rows go.
+pub trait PacketOut<W> {
+    fn row(&mut self, r: &PacketRow) -> io::Result<()>;
+    /// Writes what is left and returns the writer.
+    fn finish(self) -> io::Result<W>;
 }
 
 impl<W: Write> Tables<W> {
@@ -253,7 +269,11 @@ impl<W: Write> Tables<W> {
             datatrace: Table::new(d, DATATRACE)?,
         })
     }
+}
 
+impl<W: Write, P: PacketOut<W>> Tables<W, P> {
+    /// Writes what is left and returns the writers in the order of `NAMES` (or the
+    /// first error).
     pub fn finish(self) -> io::Result<[W; 6]> {
         Ok([
             self.packets.finish()?,
@@ -277,18 +297,9 @@ const DEPTH: usize = 4;
 /// on another thread than the one that allocated it (which glibc's malloc makes
 /// costly; for that reason the other tables, a row per session or command, stay on
 /// the caller's thread). Memory: `DEPTH` batches of `ROWS` rows.
-pub struct Spawned<W: Write + Send + 'static> {
-    tx: Option<SyncSender<RowBatch>>,
-    back: Receiver<RowBatch>,
+pub struct PacketThread<W: Write + Send + 'static> {
     batch: RowBatch,
-    thread: Option<JoinHandle<io::Result<W>>>,
-    /// The thread's error, once seen (io::Error is not Clone).
-    failed: Option<(io::ErrorKind, String)>,
-    sessions: Table<W>,
-    ftp: Table<W>,
-    tls: Table<W>,
-    exceptions: Table<W>,
-    datatrace: Table<W>,
+    worker: Worker<RowBatch, W>,
 }
 
 /// `rows[..len]` are this batch's rows; the rest are kept for reuse.
@@ -301,25 +312,26 @@ struct RowBatch {
 impl<W: Write + Send + 'static> Tables<W> {
     /// Moves packets.csv to a thread of its own.
     pub fn spawn(self) -> Spawned<W> {
-        let (tx, rx) = sync_channel::<RowBatch>(DEPTH);
-        let (back_tx, back) = sync_channel::<RowBatch>(DEPTH + 2);
         let mut packets = self.packets;
-        let thread = std::thread::spawn(move || -> io::Result<W> {
-            for mut b in rx {
-                for r in &b.rows[..b.len] {
-                    packets.row(r)?;
+        let worker = Worker::spawn(
+            DEPTH,
+            "packets.csv",
+            move |rx: Receiver<RowBatch>, back: SyncSender<RowBatch>| {
+                for mut b in rx {
+                    for r in &b.rows[..b.len] {
+                        packets.row(r)?;
+                    }
+                    b.len = 0;
+                    let _ = back.try_send(b);
                 }
-                b.len = 0;
-                let _ = back_tx.try_send(b);
-            }
-            packets.finish()
-        });
-        Spawned {
-            tx: Some(tx),
-            back,
-            batch: RowBatch::default(),
-            thread: Some(thread),
-            failed: None,
+                packets.finish()
+            },
+        );
+        Tables {
+            packets: PacketThread {
+                batch: RowBatch::default(),
+                worker,
+            },
             sessions: self.sessions,
             ftp: self.ftp,
             tls: self.tls,
@@ -329,64 +341,19 @@ impl<W: Write + Send + 'static> Tables<W> {
     }
 }
 
-impl<W: Write + Send + 'static> Spawned<W> {
+impl<W: Write + Send + 'static> PacketThread<W> {
     fn send(&mut self) -> io::Result<()> {
-        if let Some((kind, msg)) = &self.failed {
-            return Err(io::Error::new(*kind, msg.clone()));
-        }
         if self.batch.len == 0 {
             return Ok(());
         }
-        let fresh = self.back.try_recv().unwrap_or_default();
+        let fresh = self.worker.recycled().unwrap_or_default();
         let full = std::mem::replace(&mut self.batch, fresh);
-        if let Some(tx) = &self.tx
-            && tx.send(full).is_ok()
-        {
-            return Ok(());
-        }
-        // The thread stopped on an error: fetch it, so that the user reads what
-        // failed rather than a word about threads.
-        self.tx = None;
-        let e = match self.thread.take().map(|t| t.join()) {
-            Some(Ok(Err(e))) => e,
-            Some(Err(_)) => io::Error::other("packets.csv thread panicked"),
-            _ => io::Error::other("packets.csv thread stopped"),
-        };
-        self.failed = Some((e.kind(), e.to_string()));
-        Err(e)
-    }
-
-    /// Writes what is left, waits for the thread and returns the writers in the order
-    /// of `NAMES` (or the first error).
-    pub fn finish(mut self) -> io::Result<[W; 6]> {
-        let sent = self.send();
-        self.tx = None;
-        let packets = match self.thread.take() {
-            Some(t) => t
-                .join()
-                .unwrap_or_else(|_| Err(io::Error::other("packets.csv thread panicked")))?,
-            None => {
-                return Err(sent
-                    .err()
-                    .unwrap_or_else(|| io::Error::other("packets.csv thread stopped")));
-            }
-        };
-        Ok([
-            packets,
-            self.sessions.finish()?,
-            self.ftp.finish()?,
-            self.tls.finish()?,
-            self.exceptions.finish()?,
-            self.datatrace.finish()?,
-        ])
+        self.worker.send(full)
     }
 }
 
-impl<W: Write + Send + 'static> Sink for Spawned<W> {
-    fn datatrace(&mut self, r: &DataTraceRow) -> io::Result<()> {
-        self.datatrace.row(r)
-    }
-    fn packet(&mut self, r: &PacketRow) -> io::Result<()> {
+impl<W: Write + Send + 'static> PacketOut<W> for PacketThread<W> {
+    fn row(&mut self, r: &PacketRow) -> io::Result<()> {
         let b = &mut self.batch;
         if b.len == b.rows.len() {
             b.rows.push(PacketRow::default());
@@ -398,17 +365,10 @@ impl<W: Write + Send + 'static> Sink for Spawned<W> {
         }
         Ok(())
     }
-    fn session(&mut self, r: &SessionRow) -> io::Result<()> {
-        self.sessions.row(r)
-    }
-    fn ftp(&mut self, r: &FtpRow) -> io::Result<()> {
-        self.ftp.row(r)
-    }
-    fn tls(&mut self, r: &TlsRow) -> io::Result<()> {
-        self.tls.row(r)
-    }
-    fn exception(&mut self, r: &ExceptionRow) -> io::Result<()> {
-        self.exceptions.row(r)
+
+    fn finish(mut self) -> io::Result<W> {
+        let sent = self.send();
+        sent.and(self.worker.finish())
     }
 }
 
@@ -416,9 +376,8 @@ impl<W: Write + Send + 'static> Sink for Spawned<W> {
 /// machinery, which cost a quarter of the analysis time: numbers and fixed words go
 /// out as they are, text is quoted the way the crate would (RFC 4180: when it holds a
 /// comma, a quote, CR or LF). A test compares the result with the crate's.
-struct PacketTable<W: Write> {
-    out: W,
-    buf: Vec<u8>,
+pub struct PacketTable<W: Write> {
+    table: Table<W>,
     text: Cells,
 }
 
@@ -431,30 +390,22 @@ struct Cells {
 }
 
 impl<W: Write> PacketTable<W> {
-    fn new(mut out: W) -> io::Result<PacketTable<W>> {
-        out.write_all("\u{feff}".as_bytes())?;
-        out.write_all(PACKETS.join(",").as_bytes())?;
-        out.write_all(b"\n")?;
+    fn new(out: W) -> io::Result<PacketTable<W>> {
         Ok(PacketTable {
-            out,
-            buf: Vec::with_capacity(1 << 16),
+            table: Table::new(out, PACKETS)?,
             text: Cells::default(),
         })
     }
+}
 
+impl<W: Write> PacketOut<W> for PacketTable<W> {
     fn row(&mut self, r: &PacketRow) -> io::Result<()> {
-        push_packet(&mut self.buf, r, &mut self.text);
-        if self.buf.len() >= 1 << 16 {
-            self.out.write_all(&self.buf)?;
-            self.buf.clear();
-        }
-        Ok(())
+        push_packet(&mut self.table.buf, r, &mut self.text);
+        self.table.spill()
     }
 
-    fn finish(mut self) -> io::Result<W> {
-        self.out.write_all(&self.buf)?;
-        self.out.flush()?;
-        Ok(self.out)
+    fn finish(self) -> io::Result<W> {
+        self.table.finish()
     }
 }
 
@@ -619,7 +570,7 @@ fn push_packet(b: &mut Vec<u8>, r: &PacketRow, c: &mut Cells) {
     b.push(b'\n');
 }
 
-impl<W: Write> Sink for Tables<W> {
+impl<W: Write, P: PacketOut<W>> Sink for Tables<W, P> {
     fn datatrace(&mut self, r: &DataTraceRow) -> io::Result<()> {
         self.datatrace.row(r)
     }
@@ -763,6 +714,46 @@ mod tests {
                 format!("{},", rows::seconds(ns))
             );
         }
+    }
+
+    /// Tables on their own thread write what they write in place, in the same order,
+    /// across many batches and reused rows.
+    #[test]
+    fn spawned_tables_write_what_tables_write() {
+        let feed = |sink: &mut dyn Sink| {
+            for i in 0..3000u64 {
+                let r = PacketRow {
+                    no: i + 1,
+                    time_ns: i as i64 * 1_000_003,
+                    message: Text(if i % 3 == 0 {
+                        "x".repeat(i as usize % 50)
+                    } else {
+                        String::new()
+                    }),
+                    seq: (i % 2 == 0).then_some(i as u32),
+                    ..Default::default()
+                };
+                sink.packet(&r).ok();
+                if i % 100 == 0 {
+                    let e = ExceptionRow {
+                        message: format!("exception {i}").into(),
+                        ..Default::default()
+                    };
+                    sink.exception(&e).ok();
+                }
+            }
+        };
+        let mut direct =
+            Tables::<Vec<u8>>::new(Default::default()).unwrap_or_else(|_| unreachable!());
+        feed(&mut direct);
+        let want = direct.finish().unwrap_or_else(|_| unreachable!());
+        let mut spawned = Tables::<Vec<u8>>::new(Default::default())
+            .unwrap_or_else(|_| unreachable!())
+            .spawn();
+        feed(&mut spawned);
+        let got = spawned.finish().unwrap_or_else(|_| unreachable!());
+        assert_eq!(got, want);
+        assert_eq!(String::from_utf8_lossy(&got[0]).lines().count(), 3001);
     }
 
     /// Remembered address texts never answer for another address of the same slot.
