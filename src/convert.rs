@@ -368,6 +368,17 @@ struct Owned {
     view: crate::net::Detached,
 }
 
+/// `buf` becomes a copy of `data`, in its own memory unless a far bigger packet grew
+/// it: then it starts afresh, so that the batches hold about what is in flight, not
+/// the biggest packet ever seen in every slot.
+fn refill(buf: &mut Vec<u8>, data: &[u8]) {
+    if buf.capacity() > 4096 && buf.capacity() > 4 * data.len() {
+        *buf = Vec::with_capacity(data.len());
+    }
+    buf.clear();
+    buf.extend_from_slice(data);
+}
+
 /// The socket of a data-trace record, for the analysis.
 fn socket_of(p: &Packet) -> Option<analyze::Socket> {
     use crate::trace::pthdr::Flags;
@@ -568,8 +579,7 @@ impl<'a, W: Write> Handler<'a, W> {
             o.interface = name;
             o.outbound = p.outbound();
             o.link = Some(p.link);
-            o.data.clear();
-            o.data.extend_from_slice(&p.data);
+            refill(&mut o.data, &p.data);
             o.orig_len = p.orig_len;
             o.discard = p.discard;
             o.note = packet_note(p);
@@ -1157,4 +1167,25 @@ pub fn is_capture(prefix: &[u8]) -> bool {
                 | [0x0A, 0x0D, 0x0D, 0x0A]
         )
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A slot that carried a jumbo packet does not keep its memory for small ones.
+    #[test]
+    fn batch_buffers_shrink_after_a_jumbo_packet() {
+        let mut buf = Vec::new();
+        refill(&mut buf, &[7u8; 60_000]);
+        assert_eq!(buf.len(), 60_000);
+        refill(&mut buf, &[1u8; 60]);
+        assert_eq!(buf, vec![1u8; 60]);
+        assert!(buf.capacity() <= 4096, "{}", buf.capacity());
+        // Sizes close to each other keep the buffer (no allocation per packet).
+        refill(&mut buf, &[2u8; 1500]);
+        let cap = buf.capacity();
+        refill(&mut buf, &[3u8; 1400]);
+        assert_eq!((buf.len(), buf.capacity()), (1400, cap));
+    }
 }

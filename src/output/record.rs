@@ -178,8 +178,9 @@ impl<'a, 'b> ser::Serializer for &'b mut Record<'a> {
     fn serialize_unit(self) -> Result<(), Error> {
         self.serialize_none()
     }
-    fn serialize_unit_struct(self, _: &'static str) -> Result<(), Error> {
-        self.serialize_none()
+    // As the csv crate does: a unit struct is its name.
+    fn serialize_unit_struct(self, name: &'static str) -> Result<(), Error> {
+        self.serialize_str(name)
     }
     fn serialize_unit_variant(
         self,
