@@ -415,8 +415,8 @@ impl Owned {
             data: &self.data,
             orig_len: self.orig_len,
             discard: self.discard,
-            note: self.note.clone(),
-            socket: self.socket.clone(),
+            note: &self.note,
+            socket: self.socket.as_ref(),
             system: self.system,
             view: Some(&self.view),
         }
@@ -534,31 +534,35 @@ impl<'a, W: Write> Handler<'a, W> {
         // (or cutting between two sightings) does not turn a delivered packet into a
         // lost one; path.csv lists the packets of the output.
         let system = self.systems[input];
-        if let Some(pf) = &mut self.path
-            && pf.paired.get(usize::from(system)) == Some(&true)
+        let side = match p.format.0 {
+            4 | 6 => Some(analyze::path::Side::Stack),
+            7 => Some(analyze::path::Side::Osa),
+            _ => None,
+        };
+        let on_path = side.is_some()
+            && self
+                .path
+                .as_ref()
+                .is_some_and(|pf| pf.paired.get(usize::from(system)) == Some(&true));
+        // The headers, read once for the path and the analysis.
+        let view = (on_path || (keep && self.feed.is_some()))
+            .then(|| crate::net::view(p.link, &p.data, p.orig_len));
+        if let (Some(pf), Some(side), Some(view)) = (&mut self.path, side, &view)
+            && on_path
         {
-            let side = match p.format.0 {
-                4 | 6 => Some(analyze::path::Side::Stack),
-                7 => Some(analyze::path::Side::Osa),
-                _ => None,
+            let s = analyze::path::Sighting {
+                side,
+                frame,
+                time_ns: p.time_ns,
+                outbound: p.outbound(),
+                view,
+                discard: p.discard,
+                system,
             };
-            if let Some(side) = side {
-                let s = analyze::path::Sighting {
-                    side,
-                    frame,
-                    time_ns: p.time_ns,
-                    outbound: p.outbound(),
-                    link: p.link,
-                    data: &p.data,
-                    orig_len: p.orig_len,
-                    discard: p.discard,
-                    system,
-                };
-                if let Err(e) = pf.correlator.push(&s, self.discards, &mut pf.rows) {
-                    self.failure = Some(Error::Unlocated(e));
-                    self.stop = true;
-                    return;
-                }
+            if let Err(e) = pf.correlator.push(&s, self.discards, &mut pf.rows) {
+                self.failure = Some(Error::Unlocated(e));
+                self.stop = true;
+                return;
             }
         }
         if !keep {
@@ -584,8 +588,10 @@ impl<'a, W: Write> Handler<'a, W> {
             o.discard = p.discard;
             o.note = packet_note(p);
             o.socket = socket_of(p);
-            o.system = self.systems[input];
-            o.view = crate::net::view(p.link, &o.data, o.orig_len).detach(&o.data);
+            o.system = system;
+            o.view = view
+                .as_ref()
+                .map_or_else(Default::default, |v| v.detach(&p.data));
             if f.send(false).is_err() {
                 // The analysis failed: stop here, its error is the one to report.
                 self.feed = None;
@@ -653,20 +659,17 @@ fn decode<R: Read, W: Write>(
     let mut h = Handler::new(out, &section, 1, feed, opts, discards)?;
     let mut asm = Assembler::new(opts.packet.clone());
     let mut sum = Summary::default();
-    let mut n = 0u64;
-    while !h.stop {
-        let (cte, report) = scanner.next_split()?;
-        let Some(cte) = cte else { break };
-        asm.push(&cte, report, &mut |p| h.packet(p, 0, &mut sum));
-        n += 1;
-        if n.is_multiple_of(4096) {
-            progress(report.bytes_read);
-        }
-    }
-    asm.finish(scanner.report_mut(), &mut |p| h.packet(p, 0, &mut sum));
+    each_packet(
+        &mut scanner,
+        &mut asm,
+        |p| {
+            h.packet(p, 0, &mut sum);
+            !h.stop
+        },
+        &mut progress,
+    )?;
     h.close_input(0, &mut sum);
     let (_, out) = h.finish()?;
-    progress(scanner.report().bytes_read);
     sum.layout = scanner.layout().clone();
     sum.counts = asm.counts;
     sum.report = scanner.into_report();
@@ -814,29 +817,51 @@ fn decode_input_to<R: Read>(
     let mut asm = Assembler::new(opts.packet.clone());
     let mut batch = Vec::with_capacity(BATCH);
     let mut gone = false;
-    let mut n = 0u64;
     let send = |batch: &mut Vec<Packet>, gone: &mut bool| {
         if !batch.is_empty() && !*gone {
             let full = std::mem::replace(batch, Vec::with_capacity(BATCH));
             *gone = tx.send(Decoded::Packets(full)).is_err();
         }
     };
-    while !gone {
+    each_packet(
+        &mut scanner,
+        &mut asm,
+        |p| {
+            batch.push(p.clone());
+            if batch.len() >= BATCH {
+                send(&mut batch, &mut gone);
+            }
+            !gone
+        },
+        |n| read.store(n, Ordering::Relaxed),
+    )?;
+    send(&mut batch, &mut gone);
+    Ok((scanner.layout().clone(), asm.counts, scanner.into_report()))
+}
+
+/// The decoding loop of one input: every CTE through the assembler, each packet to
+/// `f` until it returns false or the input ends; `progress` now and then, and at the
+/// end, with the bytes read.
+fn each_packet<R: Read>(
+    scanner: &mut Scanner<R>,
+    asm: &mut Assembler,
+    mut f: impl FnMut(&Packet) -> bool,
+    mut progress: impl FnMut(u64),
+) -> Result<(), Error> {
+    let mut go = true;
+    let mut n = 0u64;
+    while go {
         let (cte, report) = scanner.next_split()?;
         let Some(cte) = cte else { break };
-        asm.push(&cte, report, &mut |p| batch.push(p.clone()));
-        if batch.len() >= BATCH {
-            send(&mut batch, &mut gone);
-        }
+        asm.push(&cte, report, &mut |p| go = go && f(p));
         n += 1;
         if n.is_multiple_of(4096) {
-            read.store(report.bytes_read, Ordering::Relaxed);
+            progress(report.bytes_read);
         }
     }
-    asm.finish(scanner.report_mut(), &mut |p| batch.push(p.clone()));
-    send(&mut batch, &mut gone);
-    read.store(scanner.report().bytes_read, Ordering::Relaxed);
-    Ok((scanner.layout().clone(), asm.counts, scanner.into_report()))
+    asm.finish(scanner.report_mut(), &mut |p| go = go && f(p));
+    progress(scanner.report().bytes_read);
+    Ok(())
 }
 
 /// Where a merge's path.csv rows go, and the match window.
@@ -1145,7 +1170,7 @@ pub fn analyze_capture<R: Read>(
             data: c.data,
             orig_len: c.orig_len,
             discard: crate::trace::DiscardCode(0),
-            note: String::new(),
+            note: "",
             socket: None,
             system: 0,
             view: None,

@@ -228,31 +228,28 @@ pub fn analysis(data: &[u8]) {
         };
         let orig_len = n as u32 + u32::from(dir >> 4);
         let detached = crate::net::view(link, pkt, orig_len).detach(pkt);
+        // Some records as data-trace records, their socket from the packet's bytes.
+        let socket = (dir & 0x40 != 0).then(|| crate::analyze::Socket {
+            job: "FUZZ".into(),
+            state: "data".into(),
+            protocol: pkt.first().copied().unwrap_or(6),
+            src: Some(std::net::IpAddr::from([10, 0, 0, pkt.len() as u8])),
+            dst: Some(std::net::IpAddr::from([10, 0, 0, 2])),
+            src_port: 21,
+            dst_port: u16::from(dir),
+            attls: "",
+        });
         let input = Input {
             frame,
             time_ns: frame as i64 * 1_000_000,
             interface: "FUZZ",
             outbound: Some(dir & 2 != 0),
-            link: if dir & 1 != 0 {
-                crate::packet::Link::Ethernet
-            } else {
-                crate::packet::Link::Raw
-            },
+            link,
             data: pkt,
-            orig_len: n as u32 + u32::from(dir >> 4),
+            orig_len,
             discard: crate::trace::DiscardCode(u16::from(dir & 0x0C)),
-            note: String::new(),
-            // Some records as data-trace records, their socket from the packet's bytes.
-            socket: (dir & 0x40 != 0).then(|| crate::analyze::Socket {
-                job: "FUZZ".into(),
-                state: "data".into(),
-                protocol: pkt.first().copied().unwrap_or(6),
-                src: Some(std::net::IpAddr::from([10, 0, 0, pkt.len() as u8])),
-                dst: Some(std::net::IpAddr::from([10, 0, 0, 2])),
-                src_port: 21,
-                dst_port: u16::from(dir),
-                attls: "",
-            }),
+            note: "",
+            socket: socket.as_ref(),
             system: dir >> 7,
             // Every other packet's headers read ahead and handed over, as `convert`
             // does: both ways must hold.
@@ -287,18 +284,18 @@ pub fn path(data: &[u8]) {
         let n = pkt.len();
         frame += 1;
         let osa = dir & 1 != 0;
+        let link = if osa {
+            crate::packet::Link::Ethernet
+        } else {
+            crate::packet::Link::Raw
+        };
+        let view = crate::net::view(link, pkt, n as u32);
         let s = Sighting {
             side: if osa { Side::Osa } else { Side::Stack },
             frame,
             time_ns: frame as i64 * 1_000_000 + i64::from(dir >> 4) * 700_000 - 5_000_000,
             outbound: dir & 2 != 0,
-            link: if osa {
-                crate::packet::Link::Ethernet
-            } else {
-                crate::packet::Link::Raw
-            },
-            data: pkt,
-            orig_len: n as u32,
+            view: &view,
             discard: crate::trace::DiscardCode(u16::from(dir & 0x0C)),
             system: dir >> 7,
         };

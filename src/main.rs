@@ -541,15 +541,17 @@ impl Outputs {
 
 /// The CSV file names for an output whose main file is `dest` (NAME.pcapng): NAME.packets.csv ...
 fn csv_names(dest: &Path) -> Vec<PathBuf> {
-    let stem = dest.with_extension("");
     zctrace::output::csv::NAMES
         .iter()
-        .map(|n| {
-            let mut p = stem.clone().into_os_string();
-            p.push(format!(".{n}.csv"));
-            PathBuf::from(p)
-        })
+        .map(|n| csv_name(dest, n))
         .collect()
+}
+
+/// NAME.TABLE.csv beside `dest` (NAME.pcapng).
+fn csv_name(dest: &Path, table: &str) -> PathBuf {
+    let mut p = dest.with_extension("").into_os_string();
+    p.push(format!(".{table}.csv"));
+    PathBuf::from(p)
 }
 
 /// The CSV tables, written from a thread of their own (see `output::csv::Spawned`).
@@ -853,9 +855,7 @@ fn convert_merged(
     let mut dests = vec![dest.clone()];
     if c.csv {
         dests.extend(csv_names(&dest));
-        let mut p = dest.with_extension("").into_os_string();
-        p.push(format!(".{}.csv", zctrace::output::csv::PATH_NAME));
-        dests.push(PathBuf::from(p));
+        dests.push(csv_name(&dest, zctrace::output::csv::PATH_NAME));
     }
     for t in traces {
         if dests.iter().any(|d| same_file(t, d)) {

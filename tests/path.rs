@@ -352,17 +352,17 @@ fn push_all(sightings: &[(zctrace::analyze::path::Side, i64, Vec<u8>)]) -> Vec<P
         Ok(())
     };
     for (i, (side, t, data)) in sightings.iter().enumerate() {
+        let link = match side {
+            Side::Osa => zctrace::packet::Link::Ethernet,
+            Side::Stack => zctrace::packet::Link::Raw,
+        };
+        let view = zctrace::net::view(link, data, data.len() as u32);
         let s = Sighting {
             side: *side,
             frame: i as u64 + 1,
             time_ns: *t,
             outbound: true,
-            link: match side {
-                Side::Osa => zctrace::packet::Link::Ethernet,
-                Side::Stack => zctrace::packet::Link::Raw,
-            },
-            data,
-            orig_len: data.len() as u32,
+            view: &view,
             discard: zctrace::trace::DiscardCode(0),
             system: 0,
         };

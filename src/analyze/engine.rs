@@ -6,6 +6,7 @@
 //! open sessions, not the size of the trace.
 
 use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::io;
 use std::net::IpAddr;
@@ -69,10 +70,10 @@ pub struct Input<'a> {
     pub orig_len: u32,
     pub discard: DiscardCode,
     /// abbreviated / reassembled / incomplete, for packets.csv `note`.
-    pub note: String,
+    pub note: &'a str,
     /// A data-trace record: the socket its PTHDR describes (the data is application
     /// bytes, no IP header).
-    pub socket: Option<Socket>,
+    pub socket: Option<&'a Socket>,
     /// Which system's trace it comes from, when a merge holds traces of several
     /// systems (0 otherwise): their sessions are kept apart like the adapter's and the
     /// stack's views of one system.
@@ -472,8 +473,12 @@ impl<'d, S: Sink> Analyzer<'d, S> {
         prow.captured = p.data.len();
         prow.payload = Some(row.bytes);
         prow.session = session;
-        prow.message.0 = format!("data trace {} record, job {}", s.state, s.job);
-        prow.note.push_str(&p.note);
+        let _ = write!(
+            prow.message.0,
+            "data trace {} record, job {}",
+            s.state, s.job
+        );
+        prow.note.push_str(p.note);
         // Frame 0: a record the output file has no place for (classic pcap): its
         // datatrace.csv row stands, it has no packets.csv row.
         let written = if p.frame > 0 {
@@ -564,7 +569,7 @@ impl<'d, S: Sink> Analyzer<'d, S> {
 
     /// Analyses one packet and writes its packets.csv row.
     pub fn packet(&mut self, p: &Input<'_>) -> io::Result<()> {
-        if let Some(s) = &p.socket {
+        if let Some(s) = p.socket {
             return self.data_record(p, s);
         }
         let v = match p.view {
@@ -583,7 +588,7 @@ impl<'d, S: Sink> Analyzer<'d, S> {
         row.interface.0.push_str(p.interface);
         row.direction = if outbound { "out" } else { "in" };
         row.captured = p.data.len();
-        row.note.push_str(&p.note);
+        row.note.push_str(p.note);
         self.last_ns = Some(p.time_ns);
         if p.discard.is_discard() {
             row.discard_code = Some(p.discard.0);

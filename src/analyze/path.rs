@@ -16,7 +16,6 @@ use std::net::IpAddr;
 use serde::Serialize;
 
 use crate::net::{self, View};
-use crate::packet::Link;
 use crate::trace::tod::iso8601_at;
 use crate::trace::{DiscardCode, DiscardTable};
 
@@ -48,9 +47,8 @@ pub struct Sighting<'a> {
     pub frame: u64,
     pub time_ns: i64,
     pub outbound: bool,
-    pub link: Link,
-    pub data: &'a [u8],
-    pub orig_len: u32,
+    /// Its headers (`net::view` of the packet).
+    pub view: &'a net::View<'a>,
     pub discard: DiscardCode,
     /// The system whose traces these are (a merge of several systems pairs each
     /// system's adapter and stack sightings only with each other).
@@ -253,14 +251,14 @@ impl Correlator {
             Side::Osa => self.stats.osa += 1,
             Side::Stack => self.stats.stack += 1,
         }
-        let v = net::view(s.link, s.data, s.orig_len);
+        let v = s.view;
         let seen = Seen {
             frame: s.frame,
             time_ns: s.time_ns,
             outbound: s.outbound,
             discard: s.discard,
         };
-        let key = key_of(&v);
+        let key = key_of(v);
         // A packet dropped before the other trace point is final: it must not pair
         // with a later, identical packet (a repeated datagram) seen there.
         let done = s.discard.is_discard()
@@ -268,7 +266,7 @@ impl Correlator {
                 Side::Osa => !s.outbound,
                 Side::Stack => s.outbound,
             };
-        let head = comparable_head(&v);
+        let head = comparable_head(v);
         let mut matched = false;
         if let Some(k) = key
             && !done
@@ -305,7 +303,7 @@ impl Correlator {
                 osa: None,
                 stack: None,
                 done,
-                row: endpoints_row(&v, s.outbound),
+                row: endpoints_row(v, s.outbound),
                 first_outbound: s.outbound,
             };
             let wants = match s.side {
