@@ -22,19 +22,7 @@ fn run(cap: &Path) -> (Collect, Vec<u8>) {
     let bytes = std::fs::read(cap).unwrap();
     let mut trace = Vec::new();
     synth::synthesize(&bytes[..], &mut trace, &synth::Options::default(), None).unwrap();
-    let mut rows = Collect::default();
-    let d = DiscardTable::default();
-    let (_, pcapng) = convert::convert_analyzed(
-        &trace[..],
-        Vec::new(),
-        Some((&mut rows, &Default::default())),
-        "t",
-        &convert::Options::default(),
-        &d,
-        |_| {},
-    )
-    .unwrap();
-    (rows, pcapng)
+    common::analyse(&trace)
 }
 
 fn baseline_dir(cap: &Path) -> PathBuf {
@@ -350,46 +338,25 @@ fn ftp_data_channels_match_tshark() {
         let (rows, pcapng) = run(&cap);
         let f = dir.join("t.pcapng");
         std::fs::write(&f, &pcapng).unwrap();
-        let out = Command::new("tshark")
-            .arg("-r")
-            .arg(&f)
-            .args([
-                "-Y",
-                "ftp.passive.port || ftp.active.port",
-                "-T",
-                "fields",
-                "-E",
-                "separator=|",
-            ])
-            .args([
-                "-e",
+        let mut theirs: Vec<(String, String)> = common::tshark_fields(
+            &f,
+            &["-Y", "ftp.passive.port || ftp.active.port"],
+            &[
                 "ftp.passive.ip",
-                "-e",
                 "ftp.passive.port",
-                "-e",
                 "ftp.active.cip",
-                "-e",
                 "ftp.active.port",
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "tshark: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let text = String::from_utf8_lossy(&out.stdout);
-        let mut theirs: Vec<(String, String)> = text
-            .lines()
-            .map(|l| {
-                let f: Vec<&str> = l.split('|').collect();
-                if !f[1].is_empty() {
-                    (f[0].to_string(), f[1].to_string())
-                } else {
-                    (f[2].to_string(), f[3].to_string())
-                }
-            })
-            .collect();
+            ],
+        )
+        .into_iter()
+        .map(|f| {
+            if !f[1].is_empty() {
+                (f[0].clone(), f[1].clone())
+            } else {
+                (f[2].clone(), f[3].clone())
+            }
+        })
+        .collect();
         theirs.sort();
         theirs.dedup();
         // tshark knows PORT and 227 (ftp.active / ftp.passive); EPRT/EPSV endpoints have
@@ -513,18 +480,7 @@ fn data_trace_rows_name_the_socket_state_and_content() {
     };
     let mut exp = Vec::new();
     synth::synthesize(&bytes[..], &mut trace, &o, Some(&mut exp)).unwrap();
-    let mut rows = Collect::default();
-    let d = DiscardTable::default();
-    convert::convert_analyzed(
-        &trace[..],
-        Vec::new(),
-        Some((&mut rows, &Default::default())),
-        "t",
-        &convert::Options::default(),
-        &d,
-        |_| {},
-    )
-    .unwrap();
+    let (rows, _) = common::analyse(&trace);
     let dt = &rows.datatrace;
     assert_eq!(dt.len(), exp.len());
     // packets.csv keeps one row per frame, data-trace records included.

@@ -8,9 +8,7 @@ mod common;
 use std::net::Ipv4Addr;
 
 use zctrace::analyze::rows::Collect;
-use zctrace::convert;
 use zctrace::synth;
-use zctrace::trace::DiscardTable;
 
 /// A classic pcap (raw IPv4, link type 101) of `packets` (time in µs, bytes).
 fn pcap(packets: &[(u64, Vec<u8>)]) -> Vec<u8> {
@@ -128,19 +126,7 @@ impl Conv {
 fn analyze(cap: &[u8], o: &synth::Options) -> Collect {
     let mut trace = Vec::new();
     synth::synthesize(cap, &mut trace, o, None).unwrap();
-    let mut rows = Collect::default();
-    let d = DiscardTable::default();
-    convert::convert_analyzed(
-        &trace[..],
-        std::io::sink(),
-        Some((&mut rows, &Default::default())),
-        "t",
-        &convert::Options::default(),
-        &d,
-        |_| {},
-    )
-    .unwrap();
-    rows
+    common::analyse(&trace).0
 }
 
 fn categories(rows: &Collect) -> Vec<&str> {

@@ -134,49 +134,22 @@ fn tshark_reads_what_we_wrote() {
     let mut frames = 0;
     for (capture, o) in &cases {
         let (pcapng, exp) = convert_file(&dir, capture, o, &[]);
-        let out = Command::new("tshark")
-            .arg("-r")
-            .arg(&pcapng)
-            .args([
-                "-T",
-                "fields",
-                "-E",
-                "separator=|",
-                "-E",
-                "occurrence=a",
-                "-E",
-                "aggregator=;",
-            ])
-            .args([
-                "-e",
+        let rows = common::tshark_fields(
+            &pcapng,
+            &["-E", "occurrence=a", "-E", "aggregator=;"],
+            &[
                 "frame.time_epoch",
-                "-e",
                 "frame.len",
-                "-e",
                 "frame.cap_len",
-            ])
-            .args([
-                "-e",
                 "frame.interface_name",
-                "-e",
                 "frame.packet_flags_direction",
-                "-e",
                 "frame.comment",
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "tshark: {}",
-            String::from_utf8_lossy(&out.stderr)
+            ],
         );
-        let text = String::from_utf8(out.stdout).unwrap();
-        let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), exp.len(), "{capture}: frames");
-        frames += lines.len();
-        for (i, (line, e)) in lines.iter().zip(&exp).enumerate() {
-            let f: Vec<&str> = line.split('|').collect();
-            let ctx = format!("{capture} frame {}: {line}", i + 1);
+        assert_eq!(rows.len(), exp.len(), "{capture}: frames");
+        frames += rows.len();
+        for (i, (f, e)) in rows.iter().zip(&exp).enumerate() {
+            let ctx = format!("{capture} frame {}: {}", i + 1, f.join("|"));
             let want_time = format!(
                 "{}.{:09}",
                 e.time_ns.div_euclid(1_000_000_000),
@@ -297,34 +270,20 @@ fn tshark_dissects_ftp_inside_a_data_trace() {
         &o,
         &["--no-csv"],
     );
-    let out = Command::new("tshark")
-        .arg("-r")
-        .arg(&pcapng)
-        .args(["-Y", "ftp", "-T", "fields", "-E", "separator=|"])
-        .args([
-            "-e",
+    let rows = common::tshark_fields(
+        &pcapng,
+        &["-Y", "ftp"],
+        &[
             "frame.number",
-            "-e",
             "ftp.request.command",
-            "-e",
             "ftp.request.arg",
-            "-e",
             "ftp.response.code",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
     );
-    let text = String::from_utf8_lossy(&out.stdout);
-    let commands: Vec<String> = text
-        .lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split('|').collect();
-            (!f[1].is_empty()).then(|| format!("{} {}", f[1], f[2]).trim().to_string())
-        })
+    let commands: Vec<String> = rows
+        .iter()
+        .filter(|f| !f[1].is_empty())
+        .map(|f| format!("{} {}", f[1], f[2]).trim().to_string())
         .collect();
     // The control connection's commands, in order, each seen as a request (so the
     // port table and the addresses told Wireshark which side is the client).
@@ -342,9 +301,9 @@ fn tshark_dissects_ftp_inside_a_data_trace() {
             "{want} not in {commands:?}"
         );
     }
-    let replies = text
-        .lines()
-        .filter(|l| l.split('|').nth(3).is_some_and(|c| !c.is_empty()))
+    let replies = rows
+        .iter()
+        .filter(|f| f.get(3).is_some_and(|c| !c.is_empty()))
         .count();
     assert!(replies >= 10, "{replies} replies dissected");
     assert!(exp.len() > 40);
@@ -382,25 +341,16 @@ fn tshark_reads_a_merged_pair_as_both_views_on_one_timeline() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
-    let out = Command::new("tshark")
-        .arg("-r")
-        .arg(dir.join("merged.pcapng"))
-        .args(["-T", "fields", "-E", "separator=|"])
-        .args([
-            "-e",
+    let rows = common::tshark_fields(
+        &dir.join("merged.pcapng"),
+        &[],
+        &[
             "frame.interface_name",
-            "-e",
             "frame.time_epoch",
-            "-e",
             "tcp.seq_raw",
-            "-e",
             "frame.comment",
-        ])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split('|').collect()).collect();
+        ],
+    );
     assert_eq!(rows.len(), counts[0] + counts[1]);
     let osa = rows.iter().filter(|r| r[0] == "EZANTAOSA1").count();
     let stack = rows.iter().filter(|r| r[0] == "OSAQDIO1").count();
@@ -411,7 +361,7 @@ fn tshark_reads_a_merged_pair_as_both_views_on_one_timeline() {
     // Each view's discard is a comment tshark shows.
     let comments: Vec<&str> = rows
         .iter()
-        .map(|r| r[3])
+        .map(|r| r[3].as_str())
         .filter(|c| !c.is_empty())
         .collect();
     assert!(

@@ -183,3 +183,43 @@ pub fn have_tool(name: &str) -> bool {
 pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_zctrace"))
 }
+
+/// A trace converted with the tables collected: the rows and the pcapng.
+pub fn analyse(trace: &[u8]) -> (zctrace::analyze::rows::Collect, Vec<u8>) {
+    let mut rows = zctrace::analyze::rows::Collect::default();
+    let d = zctrace::trace::DiscardTable::default();
+    let (_, pcapng) = zctrace::convert::convert_analyzed(
+        trace,
+        Vec::new(),
+        Some((&mut rows, &Default::default())),
+        "t",
+        &zctrace::convert::Options::default(),
+        &d,
+        |_| {},
+    )
+    .unwrap();
+    (rows, pcapng)
+}
+
+/// `tshark -r file -T fields -E separator=| [options] -e field...`: one row of cells
+/// per frame shown. The run must succeed.
+pub fn tshark_fields(file: &Path, options: &[&str], fields: &[&str]) -> Vec<Vec<String>> {
+    let mut cmd = std::process::Command::new("tshark");
+    cmd.arg("-r")
+        .arg(file)
+        .args(["-T", "fields", "-E", "separator=|"])
+        .args(options);
+    for f in fields {
+        cmd.args(["-e", f]);
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "tshark: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.split('|').map(str::to_string).collect())
+        .collect()
+}
