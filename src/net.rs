@@ -83,18 +83,6 @@ impl Tcp {
     pub fn has(&self, f: u8) -> bool {
         self.flags & f != 0
     }
-
-    /// `flag_names` appended to `out`.
-    pub fn push_flag_names(&self, out: &mut String) {
-        push_flag_names(out, self.flags);
-    }
-
-    /// Set flags by name, high bit first, separated by one space (`ACK PSH FIN`).
-    pub fn flag_names(&self) -> String {
-        let mut out = String::new();
-        push_flag_names(&mut out, self.flags);
-        out
-    }
 }
 
 /// The names of the TCP flag bits set in `flags`, high bit first, separated by one

@@ -456,21 +456,13 @@ impl<'d, S: Sink> Analyzer<'d, S> {
             ),
         };
         self.sink.datatrace(&row)?;
-        let mut prow = std::mem::take(&mut self.row);
-        prow.reset();
-        prow.no = p.frame;
-        prow.time_ns = p.time_ns;
-        prow.delta_ns = self.last_ns.map_or(0, |t| p.time_ns.saturating_sub(t));
-        prow.utc_offset = self.opts.utc_offset;
-        self.last_ns = Some(p.time_ns);
-        prow.interface.0.push_str(p.interface);
+        let mut prow = self.start_row(p);
         prow.direction = row.direction;
         prow.local_ip = local;
         prow.local_port = row.local_port;
         prow.remote_ip = remote;
         prow.remote_port = row.remote_port;
         prow.protocol.push_str("data trace");
-        prow.captured = p.data.len();
         prow.payload = Some(row.bytes);
         prow.session = session;
         let _ = write!(
@@ -478,16 +470,37 @@ impl<'d, S: Sink> Analyzer<'d, S> {
             "data trace {} record, job {}",
             s.state, s.job
         );
-        prow.note.push_str(p.note);
-        // Frame 0: a record the output file has no place for (classic pcap): its
-        // datatrace.csv row stands, it has no packets.csv row.
+        self.stats.packets += 1;
+        self.end_row(p, prow)
+    }
+
+    /// The packets.csv row of `p`, begun: the row reused from packet to packet (its
+    /// strings keep their capacity, so a row costs no allocation in the common case)
+    /// with what every row has.
+    fn start_row(&mut self, p: &Input<'_>) -> PacketRow {
+        let mut row = std::mem::take(&mut self.row);
+        row.reset();
+        row.no = p.frame;
+        row.time_ns = p.time_ns;
+        row.delta_ns = self.last_ns.map_or(0, |t| p.time_ns.saturating_sub(t));
+        row.utc_offset = self.opts.utc_offset;
+        row.interface.0.push_str(p.interface);
+        row.captured = p.data.len();
+        row.note.push_str(p.note);
+        self.last_ns = Some(p.time_ns);
+        row
+    }
+
+    /// Writes the row (frame 0: a record the output file has no place for, as in a
+    /// classic pcap, has no packets.csv row), keeps it for the next packet, and sweeps
+    /// now and then.
+    fn end_row(&mut self, p: &Input<'_>, row: PacketRow) -> io::Result<()> {
         let written = if p.frame > 0 {
-            self.sink.packet(&prow)
+            self.sink.packet(&row)
         } else {
             Ok(())
         };
-        self.row = prow;
-        self.stats.packets += 1;
+        self.row = row;
         written?;
         self.packets_seen += 1;
         if self.packets_seen.is_multiple_of(SWEEP_EVERY) {
@@ -577,19 +590,8 @@ impl<'d, S: Sink> Analyzer<'d, S> {
             None => net::view(p.link, p.data, p.orig_len),
         };
         let outbound = self.direction(p, &v);
-        // One row reused from packet to packet: its strings keep their capacity, so
-        // a row costs no allocation in the common case.
-        let mut row = std::mem::take(&mut self.row);
-        row.reset();
-        row.no = p.frame;
-        row.time_ns = p.time_ns;
-        row.delta_ns = self.last_ns.map_or(0, |t| p.time_ns.saturating_sub(t));
-        row.utc_offset = self.opts.utc_offset;
-        row.interface.0.push_str(p.interface);
+        let mut row = self.start_row(p);
         row.direction = if outbound { "out" } else { "in" };
-        row.captured = p.data.len();
-        row.note.push_str(p.note);
-        self.last_ns = Some(p.time_ns);
         if p.discard.is_discard() {
             row.discard_code = Some(p.discard.0);
             row.discard.push_str(&self.discards.describe(p.discard));
@@ -732,18 +734,7 @@ impl<'d, S: Sink> Analyzer<'d, S> {
             }
             row.message.0.push_str(m);
         }
-        let written = if p.frame > 0 {
-            self.sink.packet(&row)
-        } else {
-            Ok(())
-        };
-        self.row = row;
-        written?;
-        self.packets_seen += 1;
-        if self.packets_seen.is_multiple_of(SWEEP_EVERY) {
-            self.sweep(p.time_ns)?;
-        }
-        Ok(())
+        self.end_row(p, row)
     }
 
     /// Whether a packet left z/OS: from the trace, or for pcap input from the local
