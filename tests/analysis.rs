@@ -12,9 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use zctrace::analyze::rows::{Collect, SessionRow};
-use zctrace::convert;
 use zctrace::synth;
-use zctrace::trace::DiscardTable;
 
 /// Capture -> synthesized trace (default settings) -> zctrace with the analysis.
 /// Returns the rows and the pcapng.
@@ -549,20 +547,7 @@ fn data_trace_totals_join_their_packet_trace_sessions() {
             ..Default::default()
         };
         synth::synthesize(&cap[..], &mut data, &o, None).unwrap();
-        let mut rows = Collect::default();
-        let (m, _) = convert::merge(
-            vec![
-                ("packets".to_string(), &packets[..]),
-                ("data".to_string(), &data[..]),
-            ],
-            std::io::sink(),
-            Some((&mut rows, &Default::default())),
-            None,
-            &convert::Options::default(),
-            &DiscardTable::default(),
-            |_| {},
-        )
-        .unwrap();
+        let (m, rows) = common::merge_analysed(&[("packets", &packets), ("data", &data)]);
         assert!(m.clean(), "{name}");
         assert!(
             rows.sessions.iter().all(|s| s.interface.0 != "datatrace"),

@@ -536,20 +536,7 @@ fn an_input_naming_no_system_joins_the_named_one() {
         ..Default::default()
     };
     synth::synthesize(&cap[..], &mut data, &o, None).unwrap();
-    let mut tables = zctrace::analyze::rows::Collect::default();
-    let (m, _) = convert::merge(
-        vec![
-            ("p".to_string(), &packets[..]),
-            ("d".to_string(), &data[..]),
-        ],
-        std::io::sink(),
-        Some((&mut tables, &Default::default())),
-        None,
-        &convert::Options::default(),
-        &DiscardTable::default(),
-        |_| {},
-    )
-    .unwrap();
+    let (m, tables) = common::merge_analysed(&[("p", &packets), ("d", &data)]);
     assert_eq!(m.inputs[1].1.layout.system, None);
     assert!(tables.sessions.iter().all(|s| !s.interface.0.contains('/')));
     assert!(tables.sessions.iter().all(|s| s.interface.0 != "datatrace"));

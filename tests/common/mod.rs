@@ -223,3 +223,21 @@ pub fn tshark_fields(file: &Path, options: &[&str], fields: &[&str]) -> Vec<Vec<
         .map(|l| l.split('|').map(str::to_string).collect())
         .collect()
 }
+
+/// Traces merged with the tables collected (no output file, no path.csv).
+pub fn merge_analysed(
+    inputs: &[(&str, &[u8])],
+) -> (zctrace::convert::Merged, zctrace::analyze::rows::Collect) {
+    let mut rows = zctrace::analyze::rows::Collect::default();
+    let (m, _) = zctrace::convert::merge(
+        inputs.iter().map(|&(n, b)| (n.to_string(), b)).collect(),
+        std::io::sink(),
+        Some((&mut rows, &Default::default())),
+        None,
+        &zctrace::convert::Options::default(),
+        &zctrace::trace::DiscardTable::default(),
+        |_| {},
+    )
+    .unwrap();
+    (m, rows)
+}
