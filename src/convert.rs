@@ -13,6 +13,7 @@ use crate::analyze::{self, Analyzer, rows::Sink as RowSink};
 use crate::net::Filter;
 use crate::output::{libpcap, pcapng};
 use crate::packet::{self, Assembler, Counts, Packet};
+use crate::trace::ahead::{Found, scan_ahead};
 use crate::trace::tod::iso8601;
 use crate::trace::{DiscardTable, FormatId, Layout, Report, Scanner};
 
@@ -227,7 +228,7 @@ enum Sink<W: Write> {
 
 /// Converts one trace. `progress` is called now and then with the bytes read so far.
 /// Returns the summary and the output writer (flushed by the caller).
-pub fn convert<R: Read, W: Write>(
+pub fn convert<R: Read + Send, W: Write>(
     src: R,
     out: W,
     source_name: &str,
@@ -242,7 +243,7 @@ pub fn convert<R: Read, W: Write>(
 /// `tables` (the CSV outputs). Packet numbers are the pcapng frame numbers. The
 /// analysis runs on a thread of its own, fed packets in batches, so that decoding and
 /// analysis share the work of a two-core machine.
-pub fn convert_analyzed<R: Read, W: Write>(
+pub fn convert_analyzed<R: Read + Send, W: Write>(
     src: R,
     out: W,
     tables: Option<(&mut (dyn RowSink + Send), &analyze::Options)>,
@@ -645,7 +646,7 @@ fn section_of(source_name: &str, layout: &Layout) -> pcapng::Section {
 
 /// Trace -> packets -> pcapng/pcap, optionally sending each packet written to the
 /// analysis.
-fn decode<R: Read, W: Write>(
+fn decode<R: Read + Send, W: Write>(
     src: R,
     out: W,
     feed: Option<Feed>,
@@ -786,7 +787,7 @@ enum Decoded {
 
 /// Decodes one input of a merge on its own thread: its layout first, then its packets
 /// in batches. Returns the input's counts and report.
-fn decode_input<R: Read>(
+fn decode_input<R: Read + Send>(
     src: R,
     tx: std::sync::mpsc::SyncSender<Decoded>,
     opts: &Options,
@@ -799,7 +800,7 @@ fn decode_input<R: Read>(
     r
 }
 
-fn decode_input_to<R: Read>(
+fn decode_input_to<R: Read + Send>(
     src: R,
     tx: &std::sync::mpsc::SyncSender<Decoded>,
     opts: &Options,
@@ -841,8 +842,10 @@ fn decode_input_to<R: Read>(
 
 /// The decoding loop of one input: every CTE through the assembler, each packet to
 /// `f` until it returns false or the input ends; `progress` now and then, and at the
-/// end, with the bytes read.
-fn each_packet<R: Read>(
+/// end, with the bytes read. The scan runs ahead on a thread of its own; its issues and
+/// the assembler's end up in the scanner's report in the order one thread would have
+/// found them.
+fn each_packet<R: Read + Send>(
     scanner: &mut Scanner<R>,
     asm: &mut Assembler,
     mut f: impl FnMut(&Packet) -> bool,
@@ -850,16 +853,25 @@ fn each_packet<R: Read>(
 ) -> Result<(), Error> {
     let mut go = true;
     let mut n = 0u64;
-    while go {
-        let (cte, report) = scanner.next_split()?;
-        let Some(cte) = cte else { break };
-        asm.push(&cte, report, &mut |p| go = go && f(p));
-        n += 1;
-        if n.is_multiple_of(4096) {
-            progress(report.bytes_read);
+    let mut issues = Report::default();
+    let scanned = scan_ahead(scanner, |found, read| {
+        match found {
+            Found::Issue(i) => issues.keep(i),
+            Found::Cte(cte) => {
+                asm.push(&cte, &mut issues, &mut |p| go = go && f(p));
+                n += 1;
+                if n.is_multiple_of(4096) {
+                    progress(read);
+                }
+            }
         }
+        go
+    });
+    if scanned.is_ok() {
+        asm.finish(&mut issues, &mut |p| go = go && f(p));
     }
-    asm.finish(scanner.report_mut(), &mut |p| go = go && f(p));
+    scanner.report_mut().take_issues(issues);
+    scanned?;
     progress(scanner.report().bytes_read);
     Ok(())
 }

@@ -467,7 +467,7 @@ fn output_names(traces: &[PathBuf], out: &Path, ext: &str) -> Vec<PathBuf> {
 }
 
 /// An output file: written from a thread of its own (see `output::background`).
-type Out = zctrace::output::background::Writer<File>;
+type Out = zctrace::output::background::Writer<zctrace::output::file::Reserved>;
 
 /// Output files written under temporary names and renamed together when all is done.
 struct Outputs {
@@ -499,7 +499,7 @@ impl Outputs {
                 }
             };
             o.tmps.push(tmp);
-            writers.push(Out::new(w));
+            writers.push(Out::new(zctrace::output::file::Reserved::new(w)));
         }
         Ok((o, writers))
     }

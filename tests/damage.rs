@@ -323,3 +323,90 @@ fn long_zero_fill_and_long_garbage_are_accounted_in_one_piece() {
         decode(&trace).0.report.header_bytes
     );
 }
+
+/// What one thread doing the scan and the assembly reports (the reference for the scan
+/// running ahead on its own thread): the report, the counts and the pcapng of the
+/// packets.
+fn one_thread(bytes: &[u8]) -> (zctrace::trace::Report, zctrace::packet::Counts, Vec<u8>) {
+    use zctrace::output::pcapng;
+    let mut s = zctrace::trace::Scanner::open(bytes, &Default::default()).unwrap();
+    let l = s.layout().clone();
+    let section = pcapng::Section {
+        source: "t".into(),
+        framing: l.framing.map_or("?", |f| f.name()).into(),
+        header_len: Some(l.header_len),
+        component: l.component.clone(),
+        system: l.system.clone(),
+        parts: Vec::new(),
+    };
+    let d = DiscardTable::default();
+    let mut w = pcapng::Writer::new(Vec::new(), &section).unwrap();
+    let mut a = zctrace::packet::Assembler::new(Default::default());
+    loop {
+        let (c, r) = s.next_split().unwrap();
+        let Some(c) = c else { break };
+        a.push(&c, r, &mut |p| w.write(p, &d).unwrap());
+    }
+    a.finish(s.report_mut(), &mut |p| w.write(p, &d).unwrap());
+    (s.into_report(), a.counts, w.finish().unwrap())
+}
+
+/// The scan runs ahead of the assembly on a thread of its own (`trace::ahead`): the
+/// report, its issues in order, the counts and the packets are those of one thread, on
+/// intact, cut and damaged files, including one with more issues than are kept.
+#[test]
+fn the_scan_ahead_reports_what_one_thread_reports() {
+    let check = |what: &str, bytes: &[u8]| {
+        let (report, counts, pcapng) = one_thread(bytes);
+        let (sum, out) = {
+            let d = DiscardTable::default();
+            let o = convert::Options {
+                output: Output::Pcapng,
+                ..Default::default()
+            };
+            convert::convert(bytes, Vec::new(), "t", &o, &d, |_| {}).unwrap()
+        };
+        assert_eq!(sum.report, report, "{what}");
+        assert_eq!(sum.counts, counts, "{what}");
+        assert!(out == pcapng, "{what}: the pcapng differs");
+        report.issues.len()
+    };
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut issues = 0;
+    for (name, bytes) in samples() {
+        for n in (0..=bytes.len()).step_by(97) {
+            issues += check(&format!("{name}[..{n}]"), &bytes[..n]);
+        }
+        for round in 0..40 {
+            let mut b = bytes.clone();
+            for _ in 0..1 + rng.next() % 8 {
+                let at = (rng.next() % b.len() as u64) as usize;
+                b[at] ^= 1 << (rng.next() % 8);
+            }
+            issues += check(&format!("{name} flipped ({round})"), &b);
+        }
+    }
+    assert!(
+        issues > 500,
+        "the files were damaged enough to report issues"
+    );
+    // A large trace damaged every few kilobytes: more issues than a report keeps, the
+    // scan's and the assembly's mixed.
+    let mut big = synth_trace(
+        "ftp_ipv4_all_data_cmds_port_pasv__suricata.pcap",
+        &synth::Options {
+            framing: Framing::Rdw,
+            header_len: 64,
+            straddle: true,
+            max_cte: 512,
+            repeat: 40,
+            ..Default::default()
+        },
+    );
+    for at in (1000..big.len()).step_by(300) {
+        big[at] ^= 0x5A;
+    }
+    let (report, _, _) = one_thread(&big);
+    assert!(report.issues_not_kept > 0, "{} issues", report.issues.len());
+    check("large, damaged", &big);
+}

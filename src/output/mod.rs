@@ -4,6 +4,7 @@
 pub mod background;
 pub mod csv;
 pub mod dump;
+pub mod file;
 pub mod libpcap;
 pub mod pcapng;
 pub mod record;

@@ -188,20 +188,26 @@ fn write_epb(
     head[24..28].copy_from_slice(&orig_len.to_le_bytes());
     w.write_all(&head)?;
     w.write_all(data)?;
-    w.write_all(&[0u8; 3][..pad(data.len())])?;
-    for c in &comments {
-        w.write_all(&1u16.to_le_bytes())?;
-        w.write_all(&(c.len() as u16).to_le_bytes())?;
-        w.write_all(c.as_bytes())?;
-        w.write_all(&[0u8; 3][..pad(c.len())])?;
+    // The data's padding, then (comments aside) the flags, the end of options and the
+    // trailing length: one write for the common case.
+    let mut tail = [0u8; 19];
+    let mut at = pad(data.len());
+    if !comments.is_empty() {
+        w.write_all(&tail[..at])?;
+        at = 0;
+        for c in &comments {
+            w.write_all(&1u16.to_le_bytes())?;
+            w.write_all(&(c.len() as u16).to_le_bytes())?;
+            w.write_all(c.as_bytes())?;
+            w.write_all(&[0u8; 3][..pad(c.len())])?;
+        }
     }
-    let mut tail = [0u8; 16];
-    tail[0..2].copy_from_slice(&2u16.to_le_bytes());
-    tail[2..4].copy_from_slice(&4u16.to_le_bytes());
-    tail[4..8].copy_from_slice(&flags.to_le_bytes());
-    // tail[8..12]: opt_endofopt (zero)
-    tail[12..16].copy_from_slice(&total.to_le_bytes());
-    w.write_all(&tail)
+    tail[at..at + 2].copy_from_slice(&2u16.to_le_bytes());
+    tail[at + 2..at + 4].copy_from_slice(&4u16.to_le_bytes());
+    tail[at + 4..at + 8].copy_from_slice(&flags.to_le_bytes());
+    // tail[at + 8..at + 12]: opt_endofopt (zero)
+    tail[at + 12..at + 16].copy_from_slice(&total.to_le_bytes());
+    w.write_all(&tail[..at + 16])
 }
 
 fn pcap_err(e: pcap_file::PcapError) -> Error {

@@ -113,6 +113,28 @@ pub struct Packet {
 }
 
 impl Packet {
+    /// A packet with nothing in it (a buffer to decode into).
+    pub fn empty() -> Packet {
+        Packet {
+            offset: 0,
+            record: 0,
+            format: FormatId(0),
+            link: Link::Raw,
+            time_ns: 0,
+            interface: String::new(),
+            dev_type: DeviceType(0),
+            flags: Flags(0),
+            data: Vec::new(),
+            orig_len: 0,
+            discard: DiscardCode(0),
+            segments: 0,
+            incomplete: false,
+            header: PtHdr::default(),
+            not_ethernet: None,
+            data_trace: None,
+        }
+    }
+
     pub fn outbound(&self) -> bool {
         self.flags.outbound()
     }
@@ -153,8 +175,14 @@ pub struct Assembler {
     next_seq: u8,
     /// The last interface name field and its decoded text.
     last_name: Option<([u8; 16], String)>,
+    /// The packet being built: a whole packet is read into it and emitted from it, so
+    /// that a steady run allocates nothing per packet and moves no packet around.
+    slot: Packet,
     pub counts: Counts,
 }
+
+/// Largest packet buffer the slot keeps for the next packet.
+const SPARE_MAX: usize = 1 << 16;
 
 fn next_seq(s: u8) -> u8 {
     if s == 255 { 1 } else { s + 1 }
@@ -197,13 +225,21 @@ impl Assembler {
             want_total: 0,
             next_seq: 0,
             last_name: None,
+            slot: Packet::empty(),
             counts: Counts::default(),
         }
     }
 
-    fn emit(&mut self, mut p: Packet, report: &mut Report, out: &mut impl FnMut(&Packet)) {
+    /// Settles a packet's true length and notes, counts it and hands it to `out`.
+    fn emit(
+        p: &mut Packet,
+        counts: &mut Counts,
+        want_total: usize,
+        report: &mut Report,
+        out: &mut impl FnMut(&Packet),
+    ) {
         if p.incomplete {
-            self.counts.incomplete += 1;
+            counts.incomplete += 1;
             report.issue(
                 p.offset,
                 Some(p.record),
@@ -212,17 +248,14 @@ impl Assembler {
                 format!(
                     "segmented packet incomplete: {} of {} bytes in {} segment(s)",
                     p.data.len(),
-                    self.want_total.max(p.data.len()),
+                    want_total.max(p.data.len()),
                     p.segments
                 ),
             );
         }
         // The true length: PTH_Plen, else the IP header's own length, never less than
         // what was traced (TSO packets can carry 0 in both).
-        let traced = p
-            .data
-            .len()
-            .max(if p.incomplete { self.want_total } else { 0 }) as u32;
+        let traced = p.data.len().max(if p.incomplete { want_total } else { 0 }) as u32;
         let plen = p.header.plen.map(u32::from).unwrap_or(0);
         let declared = if p.header.plen.is_none() && p.link == Link::Raw {
             ip_length(&p.data).unwrap_or(0)
@@ -233,7 +266,7 @@ impl Assembler {
         if p.link == Link::Ethernet
             && let Some(why) = ethernet_problem(&p.data, p.orig_len)
         {
-            self.counts.not_ethernet += 1;
+            counts.not_ethernet += 1;
             report.issue(
                 p.offset,
                 Some(p.record),
@@ -246,23 +279,23 @@ impl Assembler {
             p.not_ethernet = Some(why);
         }
         if p.segments > 1 && !p.incomplete {
-            self.counts.reassembled += 1;
+            counts.reassembled += 1;
         }
         if p.abbreviated() {
-            self.counts.abbreviated += 1;
+            counts.abbreviated += 1;
         }
         if p.discard.is_discard() {
-            self.counts.discarded += 1;
+            counts.discarded += 1;
         }
-        self.counts.packets += 1;
-        out(&p);
+        counts.packets += 1;
+        out(p);
     }
 
     /// Emits the open set as incomplete (something other than its next segment came).
     fn close_open(&mut self, report: &mut Report, out: &mut impl FnMut(&Packet)) {
         if let Some(mut p) = self.open.take() {
             p.incomplete = true;
-            self.emit(p, report, out);
+            Self::emit(&mut p, &mut self.counts, self.want_total, report, out);
         }
     }
 
@@ -282,22 +315,20 @@ impl Assembler {
         let b = cte.bytes;
         let end = b.len() - TRAILER_LEN;
         // check_head guaranteed off + PTH_len + 2 <= length and PTH_len >= 8.
-        let pth_len = u16::from_be_bytes([b[off], b[off + 1]]) as usize;
-        let hdr = match PtHdr::parse(&b[off..off + pth_len]) {
-            Ok(h) => h,
-            Err(_) => {
-                // Its bytes are already counted as a CTE's: an issue, not skipped bytes.
-                self.counts.bad_headers += 1;
-                report.issue(
-                    cte.offset,
-                    Some(cte.record),
-                    IssueKind::UnknownRecord,
-                    b.len() as u64,
-                    format!("PTHDR not decodable (PTH_len {pth_len}): record not converted"),
-                );
-                return;
-            }
-        };
+        let pth_len = cte.pth_len().unwrap_or(0);
+        if !cte.pthdr_into(&mut self.slot.header) {
+            // Its bytes are already counted as a CTE's: an issue, not skipped bytes.
+            self.counts.bad_headers += 1;
+            report.issue(
+                cte.offset,
+                Some(cte.record),
+                IssueKind::UnknownRecord,
+                b.len() as u64,
+                format!("PTHDR not decodable (PTH_len {pth_len}): record not converted"),
+            );
+            return;
+        }
+        let hdr = &self.slot.header;
         let data = &b[(off + pth_len).min(end)..end];
         if off != HEADER_LEN {
             report.issue(
@@ -329,19 +360,20 @@ impl Assembler {
         let time_ns = time_tod.unix_ns(self.opts.leap_seconds);
 
         if hdr.seq != 0 {
+            let seq = hdr.seq;
             if let Some(o) = self.open.as_mut()
-                && hdr.seq == self.next_seq
+                && seq == self.next_seq
                 && o.header.time == hdr.time
                 && o.format == fid
                 && hdr.tlen as usize == self.want_total
             {
                 o.data.extend_from_slice(data);
                 o.segments += 1;
-                self.next_seq = next_seq(hdr.seq);
+                self.next_seq = next_seq(seq);
                 if o.data.len() >= self.want_total
-                    && let Some(p) = self.open.take()
+                    && let Some(mut p) = self.open.take()
                 {
-                    self.emit(p, report, out);
+                    Self::emit(&mut p, &mut self.counts, self.want_total, report, out);
                 }
                 return;
             }
@@ -353,58 +385,62 @@ impl Assembler {
                 IssueKind::Segment,
                 data.len() as u64,
                 format!(
-                    "segment {} ({} bytes) belongs to no segmented packet: not converted",
-                    hdr.seq,
+                    "segment {seq} ({} bytes) belongs to no segmented packet: not converted",
                     data.len()
                 ),
             );
             return;
         }
+        // The open set (if any) is emitted from its own packet: the slot, holding this
+        // CTE's header, is not touched.
         self.close_open(report, out);
-        let name = match hdr.name {
-            _ if link == Link::DataTrace => DATA_TRACE_INTERFACE.to_string(),
+        let p = &mut self.slot;
+        p.data.clear();
+        p.data.extend_from_slice(data);
+        p.interface.clear();
+        match p.header.name {
+            _ if link == Link::DataTrace => p.interface.push_str(DATA_TRACE_INTERFACE),
             // The same few interfaces over and over: decode each raw name once.
             Some(n) => match &self.last_name {
-                Some((raw, text)) if *raw == n.0 => text.clone(),
+                Some((raw, text)) if *raw == n.0 => p.interface.push_str(text),
                 _ => {
                     let text = self.opts.code_page.decode_name(&n.0);
-                    self.last_name = Some((n.0, text.clone()));
-                    text
+                    p.interface.push_str(&text);
+                    self.last_name = Some((n.0, text));
                 }
             },
-            None => String::new(),
+            None => {}
+        }
+        p.offset = cte.offset;
+        p.record = cte.record;
+        p.format = fid;
+        p.link = link;
+        p.time_ns = time_ns;
+        p.dev_type = p.header.dev_type;
+        p.flags = p.header.flags;
+        p.orig_len = 0;
+        p.discard = DiscardCode(p.header.discard());
+        p.segments = 1;
+        p.incomplete = false;
+        p.data_trace = match p.header.name {
+            Some(n) if link == Link::DataTrace => {
+                Some(DataTrace::from_name(&n.0, self.opts.code_page))
+            }
+            _ => None,
         };
-        let p = Packet {
-            offset: cte.offset,
-            record: cte.record,
-            format: fid,
-            link,
-            time_ns,
-            interface: name,
-            dev_type: hdr.dev_type,
-            flags: hdr.flags,
-            data: data.to_vec(),
-            orig_len: 0,
-            discard: DiscardCode(hdr.discard()),
-            segments: 1,
-            incomplete: false,
-            data_trace: (link == Link::DataTrace)
-                .then(|| {
-                    hdr.name
-                        .map(|n| DataTrace::from_name(&n.0, self.opts.code_page))
-                })
-                .flatten(),
-            header: hdr,
-            not_ethernet: None,
-        };
+        p.not_ethernet = None;
         let total = p.header.tlen as usize;
         if data.len() < total {
             self.want_total = total;
             self.next_seq = 1;
-            self.open = Some(p);
+            self.open = Some(std::mem::replace(&mut self.slot, Packet::empty()));
         } else {
             self.want_total = 0;
-            self.emit(p, report, out);
+            Self::emit(p, &mut self.counts, 0, report, out);
+            // A jumbo packet's buffer is not kept.
+            if p.data.capacity() > SPARE_MAX {
+                p.data = Vec::new();
+            }
         }
     }
 

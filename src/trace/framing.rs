@@ -253,6 +253,8 @@ pub struct Deframer<R> {
     salvage_starts: bool,
     /// The search for the next descriptor stopped at a chunk limit and goes on.
     searching: bool,
+    /// Where in `buf` the piece last delivered is (valid until `want` moves the bytes).
+    last: std::ops::Range<usize>,
 }
 
 impl<R: Read> Deframer<R> {
@@ -272,6 +274,7 @@ impl<R: Read> Deframer<R> {
             salvage: 0,
             salvage_starts: false,
             searching: false,
+            last: 0..0,
         }
     }
 
@@ -328,13 +331,23 @@ impl<R: Read> Deframer<R> {
         out: &mut Vec<u8>,
         report: &mut Report,
     ) -> io::Result<Option<Piece>> {
-        match self.framing {
-            Framing::Raw => self.next_raw(out),
-            Framing::Rdw | Framing::Bdw => self.next_framed(out, report),
-        }
+        let found = self.next_piece(report)?;
+        Ok(found.map(|(piece, bytes)| {
+            out.extend_from_slice(bytes);
+            piece
+        }))
     }
 
-    fn next_raw(&mut self, out: &mut Vec<u8>) -> io::Result<Option<Piece>> {
+    /// The next piece of record data, lent until the next call. `None` at end of file.
+    pub fn next_piece(&mut self, report: &mut Report) -> io::Result<Option<(Piece, &[u8])>> {
+        let piece = match self.framing {
+            Framing::Raw => self.next_raw()?,
+            Framing::Rdw | Framing::Bdw => self.next_framed(report)?,
+        };
+        Ok(piece.map(|p| (p, &self.buf[self.last.clone()])))
+    }
+
+    fn next_raw(&mut self) -> io::Result<Option<Piece>> {
         let (limit, starts) = match self.fixed {
             Some(r) => {
                 let starts = self.fixed_left == 0;
@@ -360,7 +373,7 @@ impl<R: Read> Deframer<R> {
             starts_record: starts && self.fixed.is_some(),
             salvaged: false,
         };
-        out.extend_from_slice(&self.buf[self.start..self.start + n]);
+        self.last = self.start..self.start + n;
         self.consume(n);
         if self.fixed.is_some() {
             self.fixed_left -= n;
@@ -368,10 +381,10 @@ impl<R: Read> Deframer<R> {
         Ok(Some(piece))
     }
 
-    fn next_framed(&mut self, out: &mut Vec<u8>, report: &mut Report) -> io::Result<Option<Piece>> {
+    fn next_framed(&mut self, report: &mut Report) -> io::Result<Option<Piece>> {
         loop {
             if self.salvage > 0 {
-                return Ok(Some(self.deliver_salvage(out)));
+                return Ok(Some(self.deliver_salvage()));
             }
             if self.searching {
                 self.search()?;
@@ -464,7 +477,7 @@ impl<R: Read> Deframer<R> {
                 starts_record: !continues,
                 salvaged: false,
             };
-            out.extend_from_slice(&self.buf[self.start..self.start + have]);
+            self.last = self.start..self.start + have;
             self.consume(have);
             if self.framing == Framing::Bdw {
                 self.block_left -= have;
@@ -609,7 +622,7 @@ impl<R: Read> Deframer<R> {
         Ok(())
     }
 
-    fn deliver_salvage(&mut self, out: &mut Vec<u8>) -> Piece {
+    fn deliver_salvage(&mut self) -> Piece {
         let n = self.salvage.min(self.avail());
         if self.salvage_starts {
             self.record += 1;
@@ -622,7 +635,7 @@ impl<R: Read> Deframer<R> {
             salvaged: true,
         };
         self.salvage_starts = false;
-        out.extend_from_slice(&self.buf[self.start..self.start + n]);
+        self.last = self.start..self.start + n;
         self.consume(n);
         if self.framing == Framing::Bdw {
             self.block_left = self.block_left.saturating_sub(n);

@@ -2,6 +2,7 @@
 //! synchronisation, binrw record definitions, EBCDIC names and TOD times.
 //! Everything here is independent of what the records carry (packet or socket data).
 
+pub mod ahead;
 pub mod cte;
 pub mod discard;
 pub mod ebcdic;

@@ -152,16 +152,26 @@ impl PtHdr {
     /// decoding. `read_binrw` is the definition's own reader; the tests (and the fuzz
     /// corpus) hold the two to the same result.
     pub fn parse(bytes: &[u8]) -> binrw::BinResult<PtHdr> {
+        let mut h = PtHdr::default();
+        if h.read_into(bytes) {
+            Ok(h)
+        } else {
+            Self::read_binrw(bytes)
+        }
+    }
+
+    /// `parse` into an existing header (reusing its `rest`), for the decoding loop:
+    /// false, with `self` in no particular state, when the bytes are too short for
+    /// PTH_len (or PTH_len for the fixed part), which `parse` leaves to the definition.
+    pub fn read_into(&mut self, bytes: &[u8]) -> bool {
         if bytes.len() < 8 {
-            return Self::read_binrw(bytes);
+            return false;
         }
         let len = u16::from_be_bytes([bytes[0], bytes[1]]);
         let l = usize::from(len);
-        // A length below the fixed part is invalid anyway (callers reject it first);
-        // let the definition decide what such bytes mean.
+        // A length below the fixed part is invalid anyway (callers reject it first).
         if bytes.len() < l || l < 8 {
-            // binrw's wording for a short buffer.
-            return Self::read_binrw(bytes);
+            return false;
         }
         let at = |o: usize, n: usize| (o + n <= l).then(|| &bytes[o..o + n]);
         let be16 = |b: &[u8]| u16::from_be_bytes([b[0], b[1]]);
@@ -170,32 +180,33 @@ impl PtHdr {
             a.copy_from_slice(b);
             a
         };
-        Ok(PtHdr {
-            len,
-            seq: bytes[2],
-            flags: Flags(bytes[3]),
-            dev_type: DeviceType(bytes[4]),
-            tlen: u24_from([bytes[5], bytes[6], bytes[7]]),
-            name: at(0x08, 16).map(|b| NameField(arr16(b))),
-            time: at(0x18, 8).map(|b| {
-                let mut t = [0u8; 8];
-                t.copy_from_slice(b);
-                Tod(u64::from_be_bytes(t))
-            }),
-            src: at(0x20, 16).map(arr16),
-            dst: at(0x30, 16).map(arr16),
-            ports: at(0x40, 4).map(|b| [be16(b), be16(&b[2..])]),
-            unknown: at(0x44, 14).map(|b| {
-                let mut u = [0u8; 14];
-                u.copy_from_slice(b);
-                u
-            }),
-            plen: at(0x52, 2).map(be16),
-            if_index: at(0x54, 4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]])),
-            drop_reason: at(0x58, 2).map(be16),
-            off_seg_len: at(0x5A, 2).map(be16),
-            rest: bytes[Self::known_len(len).min(l)..l].to_vec(),
-        })
+        self.len = len;
+        self.seq = bytes[2];
+        self.flags = Flags(bytes[3]);
+        self.dev_type = DeviceType(bytes[4]);
+        self.tlen = u24_from([bytes[5], bytes[6], bytes[7]]);
+        self.name = at(0x08, 16).map(|b| NameField(arr16(b)));
+        self.time = at(0x18, 8).map(|b| {
+            let mut t = [0u8; 8];
+            t.copy_from_slice(b);
+            Tod(u64::from_be_bytes(t))
+        });
+        self.src = at(0x20, 16).map(arr16);
+        self.dst = at(0x30, 16).map(arr16);
+        self.ports = at(0x40, 4).map(|b| [be16(b), be16(&b[2..])]);
+        self.unknown = at(0x44, 14).map(|b| {
+            let mut u = [0u8; 14];
+            u.copy_from_slice(b);
+            u
+        });
+        self.plen = at(0x52, 2).map(be16);
+        self.if_index = at(0x54, 4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+        self.drop_reason = at(0x58, 2).map(be16);
+        self.off_seg_len = at(0x5A, 2).map(be16);
+        self.rest.clear();
+        self.rest
+            .extend_from_slice(&bytes[Self::known_len(len).min(l)..l]);
+        true
     }
 
     /// The binrw definition's own reader (the reference `parse` is held to).

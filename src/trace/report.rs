@@ -118,6 +118,26 @@ impl Report {
         }
     }
 
+    /// Keeps an issue whose loss was already counted in another report (one found by
+    /// `scan_ahead`, see `take_issues`).
+    pub fn keep(&mut self, issue: Issue) {
+        if self.issues.len() < MAX_ISSUES {
+            self.issues.push(issue);
+        } else {
+            self.issues_not_kept += 1;
+        }
+    }
+
+    /// Takes back the issues of a scan that ran ahead (`scan_ahead`): `kept` holds them
+    /// (through `keep`) in order with those found in its CTEs afterwards (through
+    /// `issue`). `self` is the scan's report: its counters, and the losses of its own
+    /// issues.
+    pub fn take_issues(&mut self, kept: Report) {
+        self.losses += kept.losses;
+        self.issues_not_kept += kept.issues_not_kept;
+        self.issues = kept.issues;
+    }
+
     /// Records `len` skipped bytes at `offset`.
     pub fn skip(&mut self, offset: u64, record: Option<u64>, len: u64, why: &str) {
         self.bytes_skipped += len;

@@ -8,6 +8,7 @@ use std::io::{self, Cursor, Read};
 use super::cte::{self, CteHeader, HEADER_LEN, MIN_LEN};
 use super::ebcdic::CodePage;
 use super::framing::{self, Deframer, Framing};
+use super::pthdr::PtHdr;
 use super::report::{IssueKind, Report};
 
 /// How much of the file is looked at before decoding to decide framing and layout.
@@ -58,6 +59,36 @@ pub struct Cte<'a> {
     pub bytes: &'a [u8],
 }
 
+impl Cte<'_> {
+    /// PTH_len, the length of the record's PTHDR (at the CTE's data offset).
+    pub fn pth_len(&self) -> Option<usize> {
+        let off = self.header.data_offset as usize;
+        self.bytes.get(off..off + 2).map(|b| be16(b, 0))
+    }
+
+    /// The record's PTHDR; `None` when its bytes do not hold one (a lost-record notice,
+    /// or a PTH_len the header fields cannot be read from).
+    pub fn pthdr(&self) -> Option<PtHdr> {
+        let mut h = PtHdr::default();
+        self.pthdr_into(&mut h).then_some(h)
+    }
+
+    /// `pthdr` into an existing header (see `PtHdr::read_into`): false when there is
+    /// none to read.
+    pub fn pthdr_into(&self, h: &mut PtHdr) -> bool {
+        if self.header.format_id.is_lost_notice() {
+            return false;
+        }
+        let off = self.header.data_offset as usize;
+        // The CTE check kept off + PTH_len + 2 within the CTE.
+        let Some(b) = self.pth_len().and_then(|n| self.bytes.get(off..off + n)) else {
+            return false;
+        };
+        // What the fast reader leaves to the binrw definition (see `PtHdr::parse`).
+        h.read_into(b) || PtHdr::read_binrw(b).map(|parsed| *h = parsed).is_ok()
+    }
+}
+
 /// Where a run of stream bytes came from.
 #[derive(Clone, Copy, Debug)]
 struct Seg {
@@ -77,6 +108,8 @@ pub struct Scanner<R> {
     /// Stream offset of win[0].
     base: u64,
     segs: std::collections::VecDeque<Seg>,
+    /// Where in `segs` the last `locate` found its run (a hint, checked before use).
+    last_seg: std::cell::Cell<usize>,
     /// Bytes of the current record's header still to strip (a header can be split
     /// over several pieces of a spanned record).
     header_left: usize,
@@ -89,7 +122,6 @@ pub struct Scanner<R> {
     /// whether it follows an end-of-buffer mark).
     pending: Option<(String, bool)>,
     report: Report,
-    scratch: Vec<u8>,
 }
 
 fn be16(b: &[u8], at: usize) -> usize {
@@ -403,9 +435,9 @@ impl<R: Read> Scanner<R> {
             pos: 0,
             base: 0,
             segs: Default::default(),
+            last_seg: Default::default(),
             eof: false,
             report: Report::default(),
-            scratch: Vec::new(),
         })
     }
 
@@ -434,21 +466,18 @@ impl<R: Read> Scanner<R> {
         if self.eof {
             return Ok(false);
         }
-        self.scratch.clear();
-        let Some(piece) = self
-            .deframer
-            .next_into(&mut self.scratch, &mut self.report)?
-        else {
+        let boundaries = self.boundaries();
+        let Some((piece, mut data)) = self.deframer.next_piece(&mut self.report)? else {
             self.eof = true;
             self.report.bytes_read = self.deframer.consumed();
             return Ok(false);
         };
-        self.report.bytes_read = self.deframer.consumed();
-        let mut data = &self.scratch[..];
+        // The piece is the last thing the deframer consumed.
+        self.report.bytes_read = piece.offset + piece.len as u64;
         let mut file = piece.offset;
         if piece.starts_record {
             self.report.records += 1;
-            self.header_left = if self.boundaries() {
+            self.header_left = if boundaries {
                 self.layout.header_len
             } else {
                 0
@@ -480,7 +509,7 @@ impl<R: Read> Scanner<R> {
             stream,
             file,
             record: piece.record,
-            starts_record: piece.starts_record && self.boundaries(),
+            starts_record: piece.starts_record && boundaries,
         });
         self.win.extend_from_slice(data);
         Ok(true)
@@ -511,7 +540,18 @@ impl<R: Read> Scanner<R> {
 
     /// File offset and record number of a stream position.
     fn locate(&self, stream: u64) -> (u64, u64) {
-        let i = self.segs.partition_point(|s| s.stream <= stream);
+        // Nearly always the run of the CTE before: try it first.
+        let h = self.last_seg.get();
+        let i = match (self.segs.get(h), self.segs.get(h + 1)) {
+            (Some(s), next) if s.stream <= stream && next.is_none_or(|n| n.stream > stream) => {
+                h + 1
+            }
+            _ => {
+                let i = self.segs.partition_point(|s| s.stream <= stream);
+                self.last_seg.set(i.saturating_sub(1));
+                i
+            }
+        };
         match self.segs.get(i.saturating_sub(1)) {
             Some(s) if stream >= s.stream => (s.file + (stream - s.stream), s.record),
             _ => (stream, 0),
@@ -790,6 +830,7 @@ impl<R: Read> Scanner<R> {
                 self.pos = end;
                 return Ok(None);
             }
+            let seen = self.win.len() - p;
             let head = match cte::check_head(&self.win[p..]) {
                 Ok(h) => h,
                 Err(why) => {
@@ -827,9 +868,11 @@ impl<R: Read> Scanner<R> {
                 }
                 continue;
             }
-            // The whole predicate now that the whole CTE is here (the first check may
-            // not have reached PTH_len when the window ended early).
-            if let Err(why) = cte::check(&self.win[p..p + l]) {
+            // The whole predicate now that the whole CTE is here, when the first check
+            // could not reach PTH_len (the window ended early).
+            if seen < head.data_offset as usize + 2
+                && let Err(why) = cte::check(&self.win[p..p + l])
+            {
                 self.resync(p, why.as_str(), false)?;
                 continue;
             }
