@@ -440,8 +440,9 @@ struct Handler<'a, W: Write> {
     /// Stop decoding: the analysis failed.
     stop: bool,
     filter_all: bool,
-    /// Per input: a run of packets on one interface, counted before touching the map.
-    runs: Vec<Option<(String, u64)>>,
+    /// Per input: a run of packets on one interface (name, `interface_id`, packets),
+    /// counted before touching the map.
+    runs: Vec<Option<(String, u64, u64)>>,
     /// Per input: its system's number in a merge of several systems (0 otherwise).
     systems: Vec<u8>,
     path: Option<PathFeed<'a>>,
@@ -493,12 +494,15 @@ impl<'a, W: Write> Handler<'a, W> {
         sum.first_ns = Some(sum.first_ns.map_or(p.time_ns, |t| t.min(p.time_ns)));
         sum.last_ns = Some(sum.last_ns.map_or(p.time_ns, |t| t.max(p.time_ns)));
         match &mut self.runs[input] {
-            Some((name, n)) if *name == p.interface => *n += 1,
+            Some((name, id, n)) if p.on_interface(name, *id) => {
+                *id = p.interface_id;
+                *n += 1;
+            }
             run => {
-                if let Some((name, n)) = run.take() {
+                if let Some((name, _, n)) = run.take() {
                     *sum.interfaces.entry(name).or_default() += n;
                 }
-                *run = Some((p.interface.clone(), 1));
+                *run = Some((p.interface.clone(), p.interface_id, 1));
             }
         }
         if p.discard.is_discard() {
@@ -603,7 +607,7 @@ impl<'a, W: Write> Handler<'a, W> {
 
     /// Flushes the counts of input `input` into its summary.
     fn close_input(&mut self, input: usize, sum: &mut Summary) {
-        if let Some((name, n)) = self.runs[input].take() {
+        if let Some((name, _, n)) = self.runs[input].take() {
             *sum.interfaces.entry(name).or_default() += n;
         }
     }

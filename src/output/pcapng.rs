@@ -92,8 +92,8 @@ pub struct Writer<W: Write> {
     w: PcapNgWriter<W>,
     ifaces: HashMap<(String, Link), u32>,
     stats: Vec<IfStats>,
-    /// The interface of the previous packet.
-    last: Option<(String, Link, u32)>,
+    /// The last packet's interface: name, `Packet::interface_id`, link type, pcapng id.
+    last: Option<(String, u64, Link, u32)>,
     /// Scratch space for exported PDUs (data trace).
     pdu: Vec<u8>,
 }
@@ -170,7 +170,11 @@ fn write_epb(
         }
         end
     };
-    let comments: Vec<&str> = comments.iter().map(|c| &c[..fit(c)]).collect();
+    let comments: Vec<&str> = if comments.is_empty() {
+        Vec::new()
+    } else {
+        comments.iter().map(|c| &c[..fit(c)]).collect()
+    };
     let data_len = data.len() + pad(data.len());
     let mut opts_len = 8; // epb_flags
     for c in &comments {
@@ -272,11 +276,16 @@ impl<W: Write> Writer<W> {
 
     pub fn write(&mut self, p: &Packet, discards: &DiscardTable) -> Result<(), Error> {
         // Consecutive packets nearly always share their interface: no lookup then.
-        let id = match &self.last {
-            Some((name, link, id)) if *link == p.link && *name == p.interface => *id,
+        let id = match &mut self.last {
+            Some((name, name_id, link, id))
+                if *link == p.link && p.on_interface(name, *name_id) =>
+            {
+                *name_id = p.interface_id;
+                *id
+            }
             _ => {
                 let id = self.interface(p)?;
-                self.last = Some((p.interface.clone(), p.link, id));
+                self.last = Some((p.interface.clone(), p.interface_id, p.link, id));
                 id
             }
         };

@@ -92,6 +92,10 @@ pub struct Packet {
     pub link: Link,
     pub time_ns: i64,
     pub interface: String,
+    /// Packets with the same non-zero `interface_id` have the same `interface` (a run
+    /// of one assembler's packets on one interface), so that the writers can tell a
+    /// packet on the last packet's interface without comparing names. 0: not known.
+    pub interface_id: u64,
     pub dev_type: DeviceType,
     pub flags: Flags,
     /// Traced bytes.
@@ -122,6 +126,7 @@ impl Packet {
             link: Link::Raw,
             time_ns: 0,
             interface: String::new(),
+            interface_id: 0,
             dev_type: DeviceType(0),
             flags: Flags(0),
             data: Vec::new(),
@@ -133,6 +138,12 @@ impl Packet {
             not_ethernet: None,
             data_trace: None,
         }
+    }
+
+    /// Whether the packet is on the interface `name`, seen with id `id` (see
+    /// `interface_id`); the names are compared only when the ids cannot tell.
+    pub fn on_interface(&self, name: &str, id: u64) -> bool {
+        (id != 0 && id == self.interface_id) || name == self.interface
     }
 
     pub fn outbound(&self) -> bool {
@@ -174,12 +185,23 @@ pub struct Assembler {
     want_total: usize,
     next_seq: u8,
     /// The last interface name field and its decoded text.
-    last_name: Option<([u8; 16], String)>,
+    last_name: Option<(NameKey, String, u64)>,
     /// The packet being built: a whole packet is read into it and emitted from it, so
     /// that a steady run allocates nothing per packet and moves no packet around.
     slot: Packet,
     pub counts: Counts,
 }
+
+/// Where an interface name comes from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum NameKey {
+    Field([u8; 16]),
+    DataTrace,
+    None,
+}
+
+/// `Packet::interface_id`s, unique across assemblers (a merge runs several at once).
+static INTERFACE_IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 /// Largest packet buffer the slot keeps for the next packet.
 const SPARE_MAX: usize = 1 << 16;
@@ -397,19 +419,29 @@ impl Assembler {
         let p = &mut self.slot;
         p.data.clear();
         p.data.extend_from_slice(data);
-        p.interface.clear();
-        match p.header.name {
-            _ if link == Link::DataTrace => p.interface.push_str(DATA_TRACE_INTERFACE),
-            // The same few interfaces over and over: decode each raw name once.
-            Some(n) => match &self.last_name {
-                Some((raw, text)) if *raw == n.0 => p.interface.push_str(text),
-                _ => {
-                    let text = self.opts.code_page.decode_name(&n.0);
-                    p.interface.push_str(&text);
-                    self.last_name = Some((n.0, text));
-                }
-            },
-            None => {}
+        // The same few interfaces over and over: decode each raw name once, and leave
+        // the slot's name alone while it stays the same.
+        let key = match p.header.name {
+            _ if link == Link::DataTrace => NameKey::DataTrace,
+            Some(n) => NameKey::Field(n.0),
+            None => NameKey::None,
+        };
+        let (_, text, id) = match &self.last_name {
+            Some(last) if last.0 == key => last,
+            _ => {
+                let text = match key {
+                    NameKey::DataTrace => DATA_TRACE_INTERFACE.to_string(),
+                    NameKey::Field(raw) => self.opts.code_page.decode_name(&raw),
+                    NameKey::None => String::new(),
+                };
+                let id = INTERFACE_IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.last_name.insert((key, text, id))
+            }
+        };
+        if p.interface_id != *id {
+            p.interface.clear();
+            p.interface.push_str(text);
+            p.interface_id = *id;
         }
         p.offset = cte.offset;
         p.record = cte.record;
@@ -498,6 +530,34 @@ mod tests {
         }
         a.finish(&mut r, &mut |p| out.push(p.clone()));
         (out, r, a.counts)
+    }
+
+    /// `cte_bytes` with another interface name.
+    fn on(name: &str, mut cte: Vec<u8>) -> Vec<u8> {
+        cte[24..40].copy_from_slice(&CodePage::Cp037.encode_name(name, 16));
+        cte
+    }
+
+    #[test]
+    fn interface_ids_follow_the_name_and_differ_between_assemblers() {
+        let c = |name| on(name, cte_bytes(0, 20, 20, &[0x45; 20], 0xDE6E_758D_DC00_1000));
+        let ctes = [c("OSA1"), c("OSA1"), c("OSA2"), c("OSA1"), c("OSA1")];
+        let (v, _, _) = run(&ctes);
+        let names: Vec<_> = v.iter().map(|p| p.interface.as_str()).collect();
+        assert_eq!(names, ["OSA1", "OSA1", "OSA2", "OSA1", "OSA1"]);
+        let ids: Vec<_> = v.iter().map(|p| p.interface_id).collect();
+        assert!(ids.iter().all(|&i| i != 0));
+        assert_eq!(ids[0], ids[1]);
+        assert_ne!(ids[1], ids[2]);
+        assert_ne!(ids[2], ids[3]);
+        assert_eq!(ids[3], ids[4]);
+        // Another assembler (another input of a merge) never reuses an id.
+        let (w, _, _) = run(&ctes);
+        assert!(w.iter().all(|p| !ids.contains(&p.interface_id)));
+        // The id decides only when it is known and equal; else the names do.
+        assert!(v[0].on_interface("other", ids[0]));
+        assert!(v[0].on_interface("OSA1", 0));
+        assert!(!v[0].on_interface("OSA2", ids[2]));
     }
 
     #[test]
