@@ -540,7 +540,12 @@ mod tests {
 
     #[test]
     fn interface_ids_follow_the_name_and_differ_between_assemblers() {
-        let c = |name| on(name, cte_bytes(0, 20, 20, &[0x45; 20], 0xDE6E_758D_DC00_1000));
+        let c = |name| {
+            on(
+                name,
+                cte_bytes(0, 20, 20, &[0x45; 20], 0xDE6E_758D_DC00_1000),
+            )
+        };
         let ctes = [c("OSA1"), c("OSA1"), c("OSA2"), c("OSA1"), c("OSA1")];
         let (v, _, _) = run(&ctes);
         let names: Vec<_> = v.iter().map(|p| p.interface.as_str()).collect();

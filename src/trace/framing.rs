@@ -237,8 +237,10 @@ pub struct Deframer<R> {
     framing: Framing,
     /// Raw files with a learned fixed record length.
     fixed: Option<usize>,
+    /// Storage; `buf[start..end]` is read and not consumed yet.
     buf: Vec<u8>,
     start: usize,
+    end: usize,
     /// File offset of buf[start].
     offset: u64,
     eof: bool,
@@ -265,6 +267,7 @@ impl<R: Read> Deframer<R> {
             fixed: fixed.filter(|&n| n > 0),
             buf: Vec::with_capacity(2 * CHUNK),
             start: 0,
+            end: 0,
             offset: 0,
             eof: false,
             block_left: 0,
@@ -289,35 +292,35 @@ impl<R: Read> Deframer<R> {
 
     /// Makes at least `n` bytes available after `start` unless the file ends first.
     fn want(&mut self, n: usize) -> io::Result<bool> {
-        while self.buf.len() - self.start < n && !self.eof {
-            if self.start > 0 && self.start >= self.buf.len() / 2 {
-                self.buf.drain(..self.start);
+        while self.end - self.start < n && !self.eof {
+            if self.start > 0 && self.start >= self.end / 2 {
+                self.buf.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
                 self.start = 0;
             }
             // Grow by at most a chunk per read: `n` may come from a damaged length field,
-            // and the file may be far shorter than it claims.
-            let old = self.buf.len();
-            self.buf.resize(old + CHUNK, 0);
+            // and the file may be far shorter than it claims. The storage is zeroed only
+            // when it grows, not for every read.
+            if self.buf.len() < self.end + CHUNK {
+                self.buf.resize(self.end + CHUNK, 0);
+            }
             let got = loop {
-                match self.src.read(&mut self.buf[old..]) {
+                match self.src.read(&mut self.buf[self.end..self.end + CHUNK]) {
                     Ok(k) => break k,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => {
-                        self.buf.truncate(old);
-                        return Err(e);
-                    }
+                    Err(e) => return Err(e),
                 }
             };
-            self.buf.truncate(old + got);
+            self.end += got;
             if got == 0 {
                 self.eof = true;
             }
         }
-        Ok(self.buf.len() - self.start >= n)
+        Ok(self.end - self.start >= n)
     }
 
     fn avail(&self) -> usize {
-        self.buf.len() - self.start
+        self.end - self.start
     }
 
     fn consume(&mut self, n: usize) {
@@ -499,7 +502,7 @@ impl<R: Read> Deframer<R> {
     fn tail(&mut self, report: &mut Report) -> io::Result<Option<Piece>> {
         let n = self.avail();
         if n > 0 {
-            let zeros = self.buf[self.start..].iter().all(|&b| b == 0);
+            let zeros = self.buf[self.start..self.end].iter().all(|&b| b == 0);
             if zeros {
                 report.padding_bytes += n as u64;
             } else {
@@ -531,7 +534,7 @@ impl<R: Read> Deframer<R> {
     /// Consumes a run of zero bytes as padding, a chunk at a time.
     fn skip_zeros(&mut self, report: &mut Report) -> io::Result<()> {
         while self.want(1)? {
-            let avail = &self.buf[self.start..];
+            let avail = &self.buf[self.start..self.end];
             let (n, all) = match avail.iter().position(|&b| b != 0) {
                 Some(n) => (n, false),
                 None => (avail.len(), true),
@@ -609,7 +612,10 @@ impl<R: Read> Deframer<R> {
             if self.plausible_chain(k) {
                 // The chain may start inside a spanned record: take its state.
                 let at = self.start + k + if self.framing == Framing::Bdw { 4 } else { 0 };
-                self.in_span = matches!(self.buf.get(at..at + 4).and_then(rdw), Some((_, 2 | 3)));
+                self.in_span = matches!(
+                    self.buf[..self.end].get(at..at + 4).and_then(rdw),
+                    Some((_, 2 | 3))
+                );
                 break;
             }
             k += 1;
@@ -650,7 +656,7 @@ impl<R: Read> Deframer<R> {
     /// (X'005C' then a small number) and many packet bytes look like a descriptor. Bytes with no convincing chain go to the CTE scanner as
     /// salvage, so nothing is lost by being strict.
     fn plausible_chain(&self, at: usize) -> bool {
-        let p = &self.buf[self.start + at..];
+        let p = &self.buf[self.start + at..self.end];
         match self.framing {
             Framing::Bdw => {
                 let Some(len) = bdw(&p[..4]) else {
