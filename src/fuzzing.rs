@@ -62,6 +62,13 @@ pub fn pthdr(data: &[u8]) {
         PtHdr::read_binrw(data).ok(),
         "PtHdr::parse differs from binrw"
     );
+    // Reading into a header that held other fields (all present, a `rest`) leaves
+    // nothing of them behind.
+    let mut reused = PtHdr::with_len(120);
+    reused.seq = 7;
+    if reused.read_into(data) {
+        assert_eq!(Some(&reused), fast.as_ref(), "read_into differs from parse");
+    }
     if let Some(h) = fast {
         // Re-encoding gives the bytes back when the length field is honest.
         if h.len as usize == data.len() {
@@ -132,6 +139,17 @@ pub fn convert(data: &[u8]) {
         if let Ok((s, _)) = convert::convert(data, Vec::new(), "fuzz", &o, &d, |_| {}) {
             check_accounting(&s.report, data.len());
             assert!(s.written <= s.counts.packets);
+            // The scan ran ahead on a thread of its own: what it and the assembler
+            // reported is what one thread doing both reports.
+            if let Ok(mut sc) = Scanner::open(data, &Default::default()) {
+                let mut a = Assembler::new(PacketOptions::default());
+                while let Ok((Some(c), r)) = sc.next_split() {
+                    a.push(&c, r, &mut |_| {});
+                }
+                a.finish(sc.report_mut(), &mut |_| {});
+                assert_eq!(s.report, sc.into_report(), "report of the scan ahead");
+                assert_eq!(s.counts, a.counts, "counts of the scan ahead");
+            }
         }
     }
     let _ = crate::output::dump::dump(data, std::io::sink(), &Default::default(), &d);
