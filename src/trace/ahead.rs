@@ -97,8 +97,10 @@ pub fn scan_ahead<R: Read + Send>(
                             break;
                         }
                     };
-                    let n = b.ctes.len();
-                    b.issues.extend(report.issues.drain(..).map(|i| (n, i)));
+                    if !report.issues.is_empty() {
+                        let n = b.ctes.len();
+                        b.issues.extend(report.issues.drain(..).map(|i| (n, i)));
+                    }
                     let Some(cte) = cte else {
                         end = Ok(true);
                         break;

@@ -878,7 +878,12 @@ impl<R: Read> Scanner<R> {
             }
             self.pos = p + l;
             self.report.cte_bytes += l as u64;
-            *self.report.ctes.entry(head.format_id).or_default() += 1;
+            match self.report.ctes.get_mut(&head.format_id) {
+                Some(n) => *n += 1,
+                None => {
+                    self.report.ctes.insert(head.format_id, 1);
+                }
+            }
             if head.format_id.is_lost_notice() {
                 self.report.lost_notices += 1;
             }
