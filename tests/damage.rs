@@ -410,3 +410,55 @@ fn the_scan_ahead_reports_what_one_thread_reports() {
     assert!(report.issues_not_kept > 0, "{} issues", report.issues.len());
     check("large, damaged", &big);
 }
+
+/// More issues than a report keeps, then a gap long enough to be reported in pieces
+/// (over 1 MiB of garbage): the gap is one problem, as it would be among the issues
+/// kept, and the scan running ahead reports what one thread reports.
+#[test]
+fn a_long_gap_beyond_the_kept_issues_is_one_problem() {
+    let trace = synth_trace(
+        "ftp_ipv4_all_data_cmds_port_pasv__suricata.pcap",
+        &synth::Options {
+            framing: Framing::Raw,
+            header_len: 0,
+            repeat: 8,
+            ..Default::default()
+        },
+    );
+    let mut s = zctrace::trace::Scanner::open(&trace[..], &Default::default()).unwrap();
+    let mut ctes = Vec::new();
+    while let Some(c) = s.next_cte().unwrap() {
+        ctes.push(c.bytes.to_vec());
+    }
+    assert!(ctes.len() > 1100, "{} CTEs", ctes.len());
+    let mut rng = Rng(0xD1B5_4A32_D192_ED03);
+    let build = |garbage: usize, rng: &mut Rng| {
+        let mut b = Vec::new();
+        for c in &ctes {
+            b.extend_from_slice(c);
+            // One byte that is no CTE: one skipped-bytes issue each.
+            b.push(1);
+        }
+        b.extend((0..garbage).map(|_| 1 + (rng.next() % 255) as u8));
+        b.extend_from_slice(&ctes[0]);
+        b
+    };
+    let problems = |r: &zctrace::trace::Report| r.issues.len() as u64 + r.issues_not_kept;
+    let short = build(100, &mut rng);
+    let long = build(3 << 20, &mut rng);
+    let (short_report, _, _) = one_thread(&short);
+    let (long_report, _, _) = one_thread(&long);
+    assert!(short_report.issues_not_kept > 0);
+    assert_eq!(problems(&long_report), problems(&short_report));
+    assert_eq!(long_report.losses, short_report.losses);
+    assert_eq!(
+        long_report.bytes_skipped - short_report.bytes_skipped,
+        (3 << 20) - 100
+    );
+    for (what, bytes) in [("short gap", &short), ("long gap", &long)] {
+        let d = DiscardTable::default();
+        let (sum, _) =
+            convert::convert(&bytes[..], Vec::new(), "t", &Default::default(), &d, |_| {}).unwrap();
+        assert_eq!(sum.report, one_thread(bytes).0, "{what}");
+    }
+}

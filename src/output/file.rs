@@ -1,22 +1,19 @@
-//! Output files whose disk blocks are reserved ahead of the writes. On Linux a write
-//! into blocks not yet allocated costs the file system a delayed-allocation reservation
-//! per page; into blocks reserved by `fallocate` it does not, which made writing a
-//! large pcapng about a third cheaper (benches/convert.sh). Elsewhere, or where the
-//! file system cannot reserve, the writes go on as plain writes.
+//! Output files whose disk blocks are reserved just before each write. On Linux a
+//! write into blocks not yet allocated costs the file system a delayed-allocation
+//! reservation per page; into blocks allocated by `fallocate` it does not, which made
+//! writing a large pcapng about a third cheaper (benches/convert.sh). Only the bytes
+//! about to be written are reserved, never more: a reservation cannot take room that
+//! another output file needs. Elsewhere, or where the file system cannot reserve, the
+//! writes go on as plain writes.
 
 use std::fs::File;
 use std::io::{self, Write};
 
-/// Bytes reserved at a time, ahead of the writes.
-const STEP: u64 = 64 << 20;
-
-/// A file written from start to end, its blocks reserved `STEP` bytes ahead. The file's
-/// size is always what was written (the reservation lies beyond it); `flush` gives back
-/// what was reserved and not written.
+/// A file written from start to end, the blocks of each write allocated just before
+/// it. The file's size is always what was written.
 pub struct Reserved {
     file: File,
     written: u64,
-    reserved: u64,
     /// The file system refused a reservation: plain writes from then on.
     plain: bool,
 }
@@ -26,46 +23,40 @@ impl Reserved {
         Reserved {
             file,
             written: 0,
-            reserved: 0,
             plain: !cfg!(target_os = "linux"),
         }
     }
 
-    /// Reserves the next `STEP` bytes beyond the end of the reservation.
-    fn reserve(&mut self) {
+    /// Allocates the blocks of the next `len` bytes.
+    fn reserve(&mut self, len: u64) {
         #[cfg(target_os = "linux")]
         {
             use rustix::fs::{FallocateFlags, fallocate};
-            let from = self.reserved.max(self.written);
-            match fallocate(&self.file, FallocateFlags::KEEP_SIZE, from, STEP) {
-                Ok(()) => self.reserved = from + STEP,
-                // Not supported here, or no room for the reservation (the output itself
-                // may still fit): write without one.
-                Err(_) => self.plain = true,
+            if fallocate(&self.file, FallocateFlags::KEEP_SIZE, self.written, len).is_err() {
+                // Not supported here, or no room (the write may still fit, and says so
+                // if not): write without reserving, after giving back whatever the
+                // failed call allocated (a file system may keep part of it).
+                self.plain = true;
+                let _ = self.file.set_len(self.written);
             }
         }
+        #[cfg(not(target_os = "linux"))]
+        let _ = len;
     }
 }
 
 impl Write for Reserved {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        if !self.plain && self.written + data.len() as u64 > self.reserved {
-            self.reserve();
+        if !self.plain && !data.is_empty() {
+            self.reserve(data.len() as u64);
         }
         let n = self.file.write(data)?;
         self.written += n as u64;
         Ok(n)
     }
 
-    /// Flushes the file and gives back the blocks reserved beyond what was written.
     fn flush(&mut self) -> io::Result<()> {
-        self.file.flush()?;
-        if self.reserved > self.written {
-            // Truncating to the size it has frees the blocks beyond it.
-            self.file.set_len(self.written)?;
-            self.reserved = self.written;
-        }
-        Ok(())
+        self.file.flush()
     }
 }
 
@@ -74,7 +65,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_file_holds_exactly_what_was_written() -> io::Result<()> {
+    fn the_file_holds_exactly_what_was_written_and_no_more_blocks() -> io::Result<()> {
         let dir = std::env::temp_dir().join(format!("zctrace-reserved-{}", std::process::id()));
         std::fs::create_dir_all(&dir)?;
         let path = dir.join("out.bin");
@@ -88,7 +79,6 @@ mod tests {
         // The size follows the writes, not the reservation.
         assert_eq!(std::fs::metadata(&path)?.len(), want.len() as u64);
         r.flush()?;
-        assert_eq!(r.reserved, r.written);
         drop(r);
         let got = std::fs::read(&path)?;
         assert!(
@@ -99,12 +89,12 @@ mod tests {
         );
         #[cfg(target_os = "linux")]
         {
-            // The reservation beyond the end was given back: no more blocks than the
-            // data needs (st_blocks counts 512-byte units).
+            // Nothing reserved beyond what was written: no more blocks than the data
+            // needs (st_blocks counts 512-byte units).
             use std::os::unix::fs::MetadataExt;
             let blocks = std::fs::metadata(&path)?.blocks();
             assert!(
-                blocks * 512 < want.len() as u64 + (1 << 20),
+                blocks * 512 < want.len() as u64 + (64 << 10),
                 "{blocks} blocks for {} bytes",
                 want.len()
             );

@@ -5,15 +5,19 @@
 //! them; memory stays bounded (a few batches in flight).
 
 use std::io::{self, Read};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::sync_channel;
 
 use super::cte::CteHeader;
 use super::report::Issue;
 use super::scan::{Cte, Scanner};
 
-/// CTE bytes per batch (a batch may exceed it by one CTE), and CTEs per batch at most.
+/// CTE bytes per batch (a batch may exceed it by one CTE), CTEs per batch at most, and
+/// issues after which a batch goes (it may exceed that by what one CTE's search found,
+/// at most `MAX_ISSUES` kept): a damaged stretch cannot pile up issues in memory.
 const BATCH_BYTES: usize = 256 << 10;
 const BATCH_CTES: usize = 2048;
+const BATCH_ISSUES: usize = 1024;
 /// Batches queued between the threads.
 const DEPTH: usize = 4;
 
@@ -81,15 +85,25 @@ pub fn scan_ahead<R: Read + Send>(
     scanner: &mut Scanner<R>,
     mut each: impl FnMut(Found<'_>, u64) -> bool,
 ) -> io::Result<()> {
+    // Set when the consumer stops early: the scan stops at its next CTE instead of
+    // reading on until its queue is found closed.
+    let stop = AtomicBool::new(false);
     std::thread::scope(|scope| {
         let (tx, rx) = sync_channel::<Batch>(DEPTH);
         let (back_tx, back_rx) = sync_channel::<Batch>(DEPTH + 2);
+        let stop = &stop;
         let scan = scope.spawn(move || -> io::Result<()> {
             loop {
                 let mut b = back_rx.try_recv().unwrap_or_default();
                 b.clear();
                 let mut end = Ok(false);
-                while b.bytes.len() < BATCH_BYTES && b.ctes.len() < BATCH_CTES {
+                while b.bytes.len() < BATCH_BYTES
+                    && b.ctes.len() < BATCH_CTES
+                    && b.issues.len() < BATCH_ISSUES
+                {
+                    if stop.load(Ordering::Relaxed) {
+                        return Ok(());
+                    }
                     let (cte, report) = match scanner.next_split() {
                         Ok(found) => found,
                         Err(e) => {
@@ -126,6 +140,7 @@ pub fn scan_ahead<R: Read + Send>(
         });
         for mut b in rx.iter() {
             if !b.deliver(&mut each) {
+                stop.store(true, Ordering::Relaxed);
                 break;
             }
             // Back for reuse; dropped when the scan has enough.

@@ -91,6 +91,9 @@ pub struct Report {
     pub issues_not_kept: u64,
     /// Number of issues that mean lost or undecoded data.
     pub losses: u64,
+    /// When the issue reported last (kept or not) is skipped bytes: where they end and
+    /// why, so that the rest of the same gap joins it.
+    gap: Option<(u64, String)>,
 }
 
 impl Report {
@@ -102,6 +105,7 @@ impl Report {
         len: u64,
         message: String,
     ) {
+        self.gap = None;
         if kind.is_loss() {
             self.losses += 1;
         }
@@ -121,6 +125,7 @@ impl Report {
     /// Keeps an issue whose loss was already counted in another report (one found by
     /// `scan_ahead`, see `take_issues`).
     pub fn keep(&mut self, issue: Issue) {
+        self.gap = None;
         if self.issues.len() < MAX_ISSUES {
             self.issues.push(issue);
         } else {
@@ -133,6 +138,7 @@ impl Report {
     /// `issue`). `self` is the scan's report: its counters, and the losses of its own
     /// issues.
     pub fn take_issues(&mut self, kept: Report) {
+        self.gap = None;
         self.losses += kept.losses;
         self.issues_not_kept += kept.issues_not_kept;
         self.issues = kept.issues;
@@ -141,14 +147,21 @@ impl Report {
     /// Records `len` skipped bytes at `offset`.
     pub fn skip(&mut self, offset: u64, record: Option<u64>, len: u64, why: &str) {
         self.bytes_skipped += len;
-        // A gap reported in pieces (a long resynchronisation) stays one issue.
-        if let Some(last) = self.issues.last_mut()
-            && last.kind == IssueKind::Skipped
-            && last.offset + last.len == offset
-            && last.message.ends_with(why)
+        // A gap reported in pieces (a long resynchronisation) stays one issue, also
+        // when it lies beyond the issues kept.
+        if let Some((end, gap_why)) = &mut self.gap
+            && *end == offset
+            && gap_why == why
         {
-            last.len += len;
-            last.message = format!("{} bytes skipped: {why}", last.len);
+            *end += len;
+            if let Some(last) = self.issues.last_mut()
+                && last.kind == IssueKind::Skipped
+                && last.offset + last.len == offset
+                && last.message.ends_with(why)
+            {
+                last.len += len;
+                last.message = format!("{} bytes skipped: {why}", last.len);
+            }
             return;
         }
         self.issue(
@@ -158,6 +171,14 @@ impl Report {
             len,
             format!("{len} bytes skipped: {why}"),
         );
+        self.gap = Some((offset + len, why.to_string()));
+    }
+
+    /// The report of a finished run: no gap left open (so that reports of the same
+    /// findings compare equal however they were reached).
+    pub fn finished(mut self) -> Report {
+        self.gap = None;
+        self
     }
 
     /// Bytes read that no counter explains; 0 when every byte is accounted for as

@@ -454,7 +454,7 @@ impl<R: Read> Scanner<R> {
     }
 
     pub fn into_report(self) -> Report {
-        self.report
+        self.report.finished()
     }
 
     fn boundaries(&self) -> bool {
