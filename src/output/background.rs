@@ -144,17 +144,23 @@ impl<W: Write + Send + 'static> Writer<W> {
 
 impl<W: Write + Send + 'static> Write for Writer<W> {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.write_all(data)?;
+        Ok(data.len())
+    }
+
+    /// Takes all of `data` at once (never a short write): the pcapng writer's few
+    /// small writes per packet then cost a copy each and nothing more.
+    #[inline]
+    fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
         if self.buf.len() + data.len() > BUF {
             self.send()?;
         }
+        self.buf.extend_from_slice(data);
         if data.len() >= BUF {
             // Large writes go as they are.
-            self.buf.extend_from_slice(data);
             self.send()?;
-        } else {
-            self.buf.extend_from_slice(data);
         }
-        Ok(data.len())
+        Ok(())
     }
 
     /// Hands the buffer over; the data reaches the inner writer in order, later.
