@@ -105,25 +105,21 @@ impl Report {
         len: u64,
         message: String,
     ) {
-        self.gap = None;
         if kind.is_loss() {
             self.losses += 1;
         }
-        if self.issues.len() < MAX_ISSUES {
-            self.issues.push(Issue {
-                offset,
-                record,
-                kind,
-                len,
-                message,
-            });
-        } else {
-            self.issues_not_kept += 1;
-        }
+        self.keep(Issue {
+            offset,
+            record,
+            kind,
+            len,
+            message,
+        });
     }
 
-    /// Keeps an issue whose loss was already counted in another report (one found by
-    /// `scan_ahead`, see `take_issues`).
+    /// Keeps an issue, or counts it beyond `MAX_ISSUES`; its loss is counted by the
+    /// caller (`issue`), or was in another report (one found by `scan_ahead`, see
+    /// `take_issues`).
     pub fn keep(&mut self, issue: Issue) {
         self.gap = None;
         if self.issues.len() < MAX_ISSUES {

@@ -66,15 +66,9 @@ impl Cte<'_> {
         self.bytes.get(off..off + 2).map(|b| be16(b, 0))
     }
 
-    /// The record's PTHDR; `None` when its bytes do not hold one (a lost-record notice,
-    /// or a PTH_len the header fields cannot be read from).
-    pub fn pthdr(&self) -> Option<PtHdr> {
-        let mut h = PtHdr::default();
-        self.pthdr_into(&mut h).then_some(h)
-    }
-
-    /// `pthdr` into an existing header (see `PtHdr::read_into`): false when there is
-    /// none to read.
+    /// Reads the record's PTHDR into `h` (reusing it, see `PtHdr::read_into`); false
+    /// when its bytes hold none (a lost-record notice, or a PTH_len the header fields
+    /// cannot be read from).
     pub fn pthdr_into(&self, h: &mut PtHdr) -> bool {
         if self.header.format_id.is_lost_notice() {
             return false;
