@@ -12,7 +12,7 @@ use crate::analyze::path::PathRow;
 use crate::analyze::{self, Analyzer, rows::Sink as RowSink};
 use crate::net::Filter;
 use crate::output::{libpcap, pcapng};
-use crate::packet::{self, Assembler, Counts, Packet};
+use crate::packet::{self, Assembler, Counts, LastInterface, Packet};
 use crate::trace::ahead::{Found, scan_ahead};
 use crate::trace::tod::iso8601;
 use crate::trace::{DiscardTable, FormatId, Layout, Report, Scanner};
@@ -440,9 +440,8 @@ struct Handler<'a, W: Write> {
     /// Stop decoding: the analysis failed.
     stop: bool,
     filter_all: bool,
-    /// Per input: a run of packets on one interface (name, `interface_id`, packets),
-    /// counted before touching the map.
-    runs: Vec<Option<(String, u64, u64)>>,
+    /// Per input: a run of packets on one interface, counted before touching the map.
+    runs: Vec<Option<(LastInterface, u64)>>,
     /// Per input: its system's number in a merge of several systems (0 otherwise).
     systems: Vec<u8>,
     path: Option<PathFeed<'a>>,
@@ -493,17 +492,16 @@ impl<'a, W: Write> Handler<'a, W> {
         }
         sum.first_ns = Some(sum.first_ns.map_or(p.time_ns, |t| t.min(p.time_ns)));
         sum.last_ns = Some(sum.last_ns.map_or(p.time_ns, |t| t.max(p.time_ns)));
-        match &mut self.runs[input] {
-            Some((name, id, n)) if p.on_interface(name, *id) => {
-                *id = p.interface_id;
-                *n += 1;
+        let run = &mut self.runs[input];
+        if let Some((last, n)) = run
+            && last.matches(p)
+        {
+            *n += 1;
+        } else {
+            if let Some((last, n)) = run.take() {
+                *sum.interfaces.entry(last.into_name()).or_default() += n;
             }
-            run => {
-                if let Some((name, _, n)) = run.take() {
-                    *sum.interfaces.entry(name).or_default() += n;
-                }
-                *run = Some((p.interface.clone(), p.interface_id, 1));
-            }
+            *run = Some((LastInterface::of(p), 1));
         }
         if p.discard.is_discard() {
             *sum.discards.entry(p.discard.0).or_default() += 1;
@@ -607,8 +605,8 @@ impl<'a, W: Write> Handler<'a, W> {
 
     /// Flushes the counts of input `input` into its summary.
     fn close_input(&mut self, input: usize, sum: &mut Summary) {
-        if let Some((name, _, n)) = self.runs[input].take() {
-            *sum.interfaces.entry(name).or_default() += n;
+        if let Some((last, n)) = self.runs[input].take() {
+            *sum.interfaces.entry(last.into_name()).or_default() += n;
         }
     }
 

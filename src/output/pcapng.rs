@@ -17,7 +17,7 @@ use pcap_file::pcapng::blocks::section_header::{SectionHeaderBlock, SectionHeade
 use pcap_file::{DataLink, Endianness};
 
 use crate::Error;
-use crate::packet::{Link, Packet};
+use crate::packet::{LastInterface, Link, Packet};
 use crate::trace::{DiscardTable, FormatId};
 
 /// What the section header says about the source.
@@ -92,8 +92,8 @@ pub struct Writer<W: Write> {
     w: PcapNgWriter<W>,
     ifaces: HashMap<(String, Link), u32>,
     stats: Vec<IfStats>,
-    /// The last packet's interface: name, `Packet::interface_id`, link type, pcapng id.
-    last: Option<(String, u64, Link, u32)>,
+    /// The last packet's interface, link type and pcapng interface id.
+    last: Option<(LastInterface, Link, u32)>,
     /// Scratch space for exported PDUs (data trace).
     pdu: Vec<u8>,
 }
@@ -170,6 +170,8 @@ fn write_epb(
         }
         end
     };
+    // The common case (no comments) skips the collecting altogether: it showed in
+    // profiles as a call per packet.
     let comments: Vec<&str> = if comments.is_empty() {
         Vec::new()
     } else {
@@ -276,18 +278,15 @@ impl<W: Write> Writer<W> {
 
     pub fn write(&mut self, p: &Packet, discards: &DiscardTable) -> Result<(), Error> {
         // Consecutive packets nearly always share their interface: no lookup then.
-        let id = match &mut self.last {
-            Some((name, name_id, link, id))
-                if *link == p.link && p.on_interface(name, *name_id) =>
-            {
-                *name_id = p.interface_id;
-                *id
-            }
-            _ => {
-                let id = self.interface(p)?;
-                self.last = Some((p.interface.clone(), p.interface_id, p.link, id));
-                id
-            }
+        let id = if let Some((last, link, id)) = &mut self.last
+            && *link == p.link
+            && last.matches(p)
+        {
+            *id
+        } else {
+            let id = self.interface(p)?;
+            self.last = Some((LastInterface::of(p), p.link, id));
+            id
         };
         let s = &mut self.stats[id as usize];
         s.first = s.first.min(p.time_ns);

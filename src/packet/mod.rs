@@ -140,12 +140,6 @@ impl Packet {
         }
     }
 
-    /// Whether the packet is on the interface `name`, seen with id `id` (see
-    /// `interface_id`); the names are compared only when the ids cannot tell.
-    pub fn on_interface(&self, name: &str, id: u64) -> bool {
-        (id != 0 && id == self.interface_id) || name == self.interface
-    }
-
     pub fn outbound(&self) -> bool {
         self.flags.outbound()
     }
@@ -153,6 +147,36 @@ impl Packet {
     /// Fewer bytes traced than the packet had (ABBREV), not counting missing segments.
     pub fn abbreviated(&self) -> bool {
         !self.incomplete && (self.data.len() as u64) < self.orig_len as u64
+    }
+}
+
+/// The interface of the packet seen last, with the `interface_id` it came with: tells
+/// whether a packet is on it, comparing names only when the ids cannot tell.
+#[derive(Clone, Debug)]
+pub struct LastInterface {
+    name: String,
+    id: u64,
+}
+
+impl LastInterface {
+    pub fn of(p: &Packet) -> LastInterface {
+        LastInterface {
+            name: p.interface.clone(),
+            id: p.interface_id,
+        }
+    }
+
+    /// Whether `p` is on this interface (then its id is the one to compare next).
+    pub fn matches(&mut self, p: &Packet) -> bool {
+        let same = (self.id != 0 && self.id == p.interface_id) || self.name == p.interface;
+        if same {
+            self.id = p.interface_id;
+        }
+        same
+    }
+
+    pub fn into_name(self) -> String {
+        self.name
     }
 }
 
@@ -560,9 +584,13 @@ mod tests {
         let (w, _, _) = run(&ctes);
         assert!(w.iter().all(|p| !ids.contains(&p.interface_id)));
         // The id decides only when it is known and equal; else the names do.
-        assert!(v[0].on_interface("other", ids[0]));
-        assert!(v[0].on_interface("OSA1", 0));
-        assert!(!v[0].on_interface("OSA2", ids[2]));
+        let last = |name: &str, id| LastInterface {
+            name: name.into(),
+            id,
+        };
+        assert!(last("other", ids[0]).matches(&v[0]));
+        assert!(last("OSA1", 0).matches(&v[0]));
+        assert!(!last("OSA2", ids[2]).matches(&v[0]));
     }
 
     #[test]
